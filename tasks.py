@@ -1,0 +1,12 @@
+"""Invoke entry point. Thin on purpose: each area's tasks live in shipgate/tasks/<area>.py."""
+
+from invoke import Collection
+
+from shipgate.tasks import artifacts, gate, infra, lab, report
+
+ns = Collection()
+for module in (gate, artifacts, report, infra):
+    for t in module.TASKS:
+        ns.add_task(t)
+ns.add_collection(lab.ns)
+ns.add_collection(infra.ns)

@@ -1,0 +1,64 @@
+"""Artifact models: the single source of truth for every file the gate writes (schemas are generated)."""
+
+from shipgate.models.common import (
+    EXIT_CODES,
+    REDACTED,
+    ArtifactModel,
+    CampaignStatus,
+    Check,
+    CheckStatus,
+    ExitCode,
+    OpenModel,
+    PhaseStatus,
+    Quantiles,
+    Source,
+    TargetRef,
+    Timing,
+    check_reasons,
+    phase_status,
+    redact_url,
+)
+from shipgate.models.history import CycleRecord, OperationEvent, OpType
+from shipgate.models.inventory import InventoryRecord, RedactedPostgres
+from shipgate.models.phases import (
+    PHASE_MODELS,
+    PHASE_NAMES,
+    BackupEvidence,
+    ContentComparison,
+    CuratorAutonomy,
+    CuratorReport,
+    FaultResult,
+    FieldMismatch,
+    MigrateReport,
+    NamespaceCount,
+    Phase1NodeReport,
+    Phase2Report,
+    Phase3Report,
+    Phase4Report,
+    PhaseReport,
+    PhaseReportBase,
+    ProbeResult,
+    Stats,
+    TierCount,
+)
+from shipgate.models.registry import ARTIFACTS, BY_NAME, ArtifactKind, artifact_for
+from shipgate.models.summary import (
+    CampaignSummary,
+    PhaseResult,
+    ReleasePhase,
+    ReleaseSummary,
+    UpstreamFile,
+    UpstreamProvenance,
+)
+
+__all__ = [
+    "ARTIFACTS", "BY_NAME", "EXIT_CODES", "PHASE_MODELS", "PHASE_NAMES", "REDACTED",
+    "ArtifactKind", "ArtifactModel", "BackupEvidence", "CampaignStatus", "CampaignSummary", "Check",
+    "CheckStatus", "ContentComparison", "CuratorAutonomy", "CuratorReport", "CycleRecord", "ExitCode",
+    "FaultResult", "FieldMismatch", "InventoryRecord", "MigrateReport", "NamespaceCount", "OpType",
+    "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report", "Phase3Report", "Phase4Report",
+    "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus", "ProbeResult", "Quantiles",
+    "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "Source", "Stats", "TargetRef", "TierCount",
+    "Timing", "UpstreamFile", "UpstreamProvenance", "artifact_for", "check_reasons", "phase_status",
+    "redact_url",
+]

@@ -1,0 +1,77 @@
+"""Seeded defects: switchable reproductions of ai-memory's historical bug classes.
+
+`AI_MEMORY_REF_DEFECTS=name,name` turns them on (all off by default). An unknown name is a startup error
+that lists the valid ones, so a typo never silently runs the clean peer. Each entry says what breaks and
+which gate phase must catch it (refpeer/README.md has the same table).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from refpeer.errors import DefectConfigError
+
+ENV = "AI_MEMORY_REF_DEFECTS"
+
+
+class Defect(NamedTuple):
+    name: str
+    breaks: str
+    phase: str
+
+
+DEFECTS: dict[str, Defect] = {d.name: d for d in (
+    Defect("fanout_abort", "post-quorum fan-out cancelled (r14 / PR #309): each write reaches the leader and "
+           "only one peer; as in the v0.6.0 build that shipped it, no catch-up loop repairs the gap", "2"),
+    Defect("quorum_w1", "quorum silently counted as W=1: 201 right after the local commit, even with every "
+           "peer down", "2"),
+    Defect("quorum_hang", "no fast 503: with quorum unreachable the write keeps retrying the peers for 120 s "
+           "instead of answering within the quorum timeout", "2"),
+    Defect("list_ignores_limit", "GET /api/v1/memories returns at most 20 rows whatever `limit` says", "2"),
+    Defect("no_catchup", "the pull catch-up loop never runs: a peer that missed writes never gets them", "2"),
+    Defect("backup_no_manifest", "backup writes the snapshot but no manifest", "1"),
+    Defect("backup_corrupt", "the manifest's sha256 is taken over the live DB, not the snapshot, so it does "
+           "not match the snapshot", "1"),
+    Defect("skew_cursor", "catch-up asks for rows since <local wall clock - interval> instead of its stored "
+           "cursor, so a restarted or clock-skewed peer misses rows", "4"),
+    Defect("ack_before_durable", "POST answers 201 (quorum_acks=W) from an in-memory write-behind buffer, "
+           "before the local commit and before any fan-out; a SIGKILL of the leader loses acknowledged "
+           "writes on every node", "4"),
+    Defect("mcp_core_profile", "mcp advertises only the 8 core tools whatever the profile", "1"),
+    Defect("migrate_truncate", "migrate silently truncates content (counts still match)", "3"),
+    Defect("migrate_duplicates", "a migrate re-run inserts duplicate rows instead of upserting", "3"),
+)}
+
+_active: frozenset[str] | None = None
+
+
+def parse(value: str | None) -> frozenset[str]:
+    """The defect names in a comma list; raises DefectConfigError naming any unknown one."""
+    names = frozenset(n.strip() for n in (value or "").split(",") if n.strip())
+    unknown = sorted(names - DEFECTS.keys())
+    if unknown:
+        raise DefectConfigError(
+            f"unknown defect(s) in {ENV}: {', '.join(unknown)} (valid: {', '.join(sorted(DEFECTS))})")
+    return names
+
+
+def active() -> frozenset[str]:
+    """The defects switched on for this process (read once from the environment)."""
+    global _active
+    if _active is None:
+        _active = parse(os.environ.get(ENV))
+    return _active
+
+
+def enabled(name: str) -> bool:
+    """Whether defect `name` is on. Asking for a name that is not in the registry is a programming error."""
+    if name not in DEFECTS:
+        raise KeyError(f"not a seeded defect: {name}")
+    return name in active()
+
+
+def reset() -> None:
+    """Forget the cached set (tests that change the environment in-process)."""
+    global _active
+    _active = None

@@ -1,0 +1,298 @@
+"""`ai-memory-ref migrate` against a real PostgreSQL + pgvector (shipgate.postgres), as real subprocesses."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from refpeer.memory import new_memory, parse_rfc3339, ts_in
+from refpeer.store import Store
+from shipgate.postgres import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+REF = str(Path(sys.executable).parent / "ai-memory-ref")
+PASSWORD = "migr8-pw"
+_db_counter = itertools.count()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    data = Path(tempfile.mkdtemp(prefix="sgpg-migrate-"))
+    server = PostgresServer(data, port=_free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg: PostgresServer) -> str:
+    """A fresh database (with pgvector) per test."""
+    name = f"mig{os.getpid()}_{next(_db_counter)}"
+    pg.create_database(name, "refpeer", PASSWORD)
+    return pg.dsn(name, "refpeer", PASSWORD)
+
+
+def run(*args: str, defects: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AI_MEMORY_REF_DEFECTS", "AI_MEMORY_DB")}
+    if defects:
+        env["AI_MEMORY_REF_DEFECTS"] = defects
+    return subprocess.run([REF, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def migrate(src: str, dst: str, *extra: str, defects: str = "") -> tuple[dict, subprocess.CompletedProcess[str]]:
+    proc = run("migrate", "--from", src, "--to", dst, "--batch", "500", "--json", *extra, defects=defects)
+    report = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return report, proc
+
+
+def seed(path: Path, n: int) -> list[dict]:
+    """n phase-3-style rows plus variety (tags, metadata, tiers, unicode); one expired row that must not move."""
+    rows = [new_memory(f"migrate-test-{i}", f"row {i} for migration test", namespace="phase3",
+                       agent_id="ai:seeder") for i in range(n)]
+    rows.append(new_memory("rich", "multi\nline ünïcødé content ✓ " * 20, namespace="other/ns", tier="long",
+                           tags=["a", "b c"], priority=9, confidence=0.25, source="cli",
+                           metadata={"k": [1, 2, {"x": None}]}, agent_id="ai:rich"))
+    rows.append(new_memory("short-one", "short tier row", namespace="other/ns", tier="short", agent_id="ai:s"))
+    expired = new_memory("expired", "already expired", namespace="phase3", agent_id="ai:seeder")
+    expired["expires_at"] = ts_in(-60)
+    db = Store(str(path))
+    try:
+        db.store_many([*rows, expired])
+    finally:
+        db.close()
+    return rows
+
+
+def sqlite_rows(path: Path) -> dict[str, dict]:
+    db = Store(str(path))
+    try:
+        return {m["id"]: m for m in db.list(limit=100_000, include_expired=True)}
+    finally:
+        db.close()
+
+
+def pg_rows(url: str) -> list[dict]:
+    from refpeer.pgstore import PgStore
+
+    with PgStore(url) as db:
+        return db.list()
+
+
+def same_instant(a: str, b: str) -> bool:
+    """Postgres keeps microseconds; the source may carry nanoseconds (truncated by the parser)."""
+    da, db_ = parse_rfc3339(a), parse_rfc3339(b)
+    return da is not None and db_ is not None and abs((da - db_).total_seconds()) < 2e-6
+
+
+def assert_same_record(src: dict, dst: dict) -> None:
+    for key in ("id", "tier", "namespace", "title", "content", "tags", "priority", "confidence", "source",
+                "access_count", "metadata"):
+        assert dst[key] == src[key], (key, src[key], dst[key])
+    for key in ("created_at", "updated_at", "expires_at", "last_accessed_at"):
+        assert (key in src) == (key in dst), key
+        if key in src:
+            assert same_instant(src[key], dst[key]), (key, src[key], dst[key])
+
+
+def test_round_trip_sqlite_pg_rerun_fresh_sqlite(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "source.db"
+    seeded = seed(src, 50)
+    src_url = f"sqlite://{src}"
+
+    first, proc = migrate(src_url, pg_url)
+    assert proc.returncode == 0, proc.stderr
+    assert first == {"from_url": src_url, "to_url": pg_url, "memories_read": 52, "memories_written": 52,
+                     "batches": 1, "errors": [], "dry_run": False}
+
+    second, proc = migrate(src_url, pg_url)
+    assert proc.returncode == 0, proc.stderr
+    assert second["memories_written"] == second["memories_read"] == 52 and second["errors"] == []
+    in_pg = pg_rows(pg_url)
+    assert len(in_pg) == 52
+    assert len({(m["title"], m["namespace"]) for m in in_pg}) == 52
+
+    dst = tmp_path / "roundtrip.db"
+    third, proc = migrate(pg_url, f"sqlite:///{dst}")
+    assert proc.returncode == 0, proc.stderr
+    assert third["memories_read"] == third["memories_written"] == 52
+
+    back = sqlite_rows(dst)
+    assert len(back) == 52
+    for mem in seeded:
+        assert_same_record(mem, back[mem["id"]])
+    assert all(m["title"] != "expired" for m in back.values())
+
+
+def test_upsert_keeps_original_id_agent_and_tier(tmp_path: Path, pg_url: str) -> None:
+    from refpeer.pgstore import PgStore
+
+    original = new_memory("same-title", "old content", namespace="ns", tier="long", agent_id="ai:first")
+    with PgStore(pg_url) as db:
+        db.store(original)
+    src = tmp_path / "s.db"
+    newer = new_memory("same-title", "new content", namespace="ns", tier="short", priority=7,
+                       agent_id="ai:second")
+    store = Store(str(src))
+    store.store(newer)
+    store.close()
+
+    report, proc = migrate(f"sqlite://{src}", pg_url)
+    assert proc.returncode == 0, proc.stderr
+    assert report["memories_written"] == 1
+    [row] = pg_rows(pg_url)
+    assert row["id"] == original["id"]
+    assert row["metadata"]["agent_id"] == "ai:first"
+    assert row["tier"] == "long"
+    assert "expires_at" not in row
+    assert row["content"] == "new content"
+    assert row["priority"] == 7
+
+
+def test_dry_run_and_namespace_filter(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 5)
+    report, proc = migrate(f"sqlite://{src}", pg_url, "--dry-run")
+    assert proc.returncode == 0
+    assert report["dry_run"] is True and report["memories_read"] == 7 and report["memories_written"] == 0
+    assert pg_rows(pg_url) == []
+
+    report, proc = migrate(f"sqlite://{src}", pg_url, "--namespace", "other/ns")
+    assert proc.returncode == 0
+    assert report["memories_read"] == report["memories_written"] == 2
+    assert {m["title"] for m in pg_rows(pg_url)} == {"rich", "short-one"}
+
+
+def test_four_slash_sqlite_url_and_plain_output(tmp_path: Path) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 3)
+    dst = tmp_path / "d.db"
+    proc = run("migrate", "--from", f"sqlite:///{src}", "--to", f"sqlite:////{dst}")
+    assert proc.returncode == 0, proc.stderr
+    assert "read 5, wrote 5" in proc.stdout
+    assert len(sqlite_rows(dst)) == 5
+
+
+def test_defect_migrate_truncate_cuts_content_but_counts_match(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seeded = seed(src, 10)
+    report, proc = migrate(f"sqlite://{src}", pg_url, defects="migrate_truncate")
+    assert proc.returncode == 0
+    assert report["memories_read"] == report["memories_written"] == 12 and report["errors"] == []
+    by_id = {m["id"]: m for m in pg_rows(pg_url)}
+    cut = [m for m in seeded if by_id[m["id"]]["content"] != m["content"]]
+    assert len(cut) == 12  # every seeded content is longer than the cut
+    assert all(by_id[m["id"]]["content"] == m["content"][:16] for m in seeded)
+
+
+def test_defect_migrate_duplicates_rerun_inserts_copies(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 10)
+    for _ in range(2):
+        report, proc = migrate(f"sqlite://{src}", pg_url, defects="migrate_duplicates")
+        assert proc.returncode == 0
+        assert report["memories_written"] == report["memories_read"] == 12
+    rows = pg_rows(pg_url)
+    assert len(rows) == 24
+    assert len({(m["title"], m["namespace"]) for m in rows}) == 12
+
+
+def test_row_error_prints_report_then_exits_1(tmp_path: Path, pg_url: str) -> None:
+    from refpeer.pgstore import PgStore
+
+    src = tmp_path / "s.db"
+    seeded = seed(src, 3)
+    clash = dict(seeded[0], title="another title")  # same id, other title: the id primary key refuses it
+    with PgStore(pg_url) as db:
+        db.store(clash)
+    report, proc = migrate(f"sqlite://{src}", pg_url)
+    assert proc.returncode == 1
+    assert report["memories_read"] == 5 and report["memories_written"] == 4
+    assert len(report["errors"]) == 1 and report["errors"][0].startswith(seeded[0]["id"])
+    assert "Error: migration completed with 1 error(s)" in proc.stderr
+
+
+def test_without_pgvector_falls_back(tmp_path: Path, pg: PostgresServer) -> None:
+    import psycopg
+
+    name = f"novec{os.getpid()}"
+    pg.create_database(name, "plain", PASSWORD, extensions=())
+    url = pg.dsn(name, "plain", PASSWORD)
+    src = tmp_path / "s.db"
+    seed(src, 4)
+    report, proc = migrate(f"sqlite://{src}", url)
+    assert proc.returncode == 0, proc.stderr
+    assert report["memories_written"] == 6
+    assert "pgvector unavailable" in proc.stderr
+    with psycopg.connect(url) as conn:
+        cols = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'memories'")}
+    assert "embedding" not in cols and "content" in cols
+
+
+def test_with_pgvector_has_embedding_column(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    src = tmp_path / "s.db"
+    seed(src, 1)
+    _, proc = migrate(f"sqlite://{src}", pg_url)
+    assert proc.returncode == 0
+    with psycopg.connect(pg_url) as conn:
+        udt = conn.execute("SELECT udt_name FROM information_schema.columns "
+                           "WHERE table_name = 'memories' AND column_name = 'embedding'").fetchone()
+    assert udt == ("vector",)
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@127.0.0.1/db", "sqlite:", "/tmp/plain.db", "sqlite://"])
+def test_unrecognised_url(tmp_path: Path, url: str) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 1)
+    proc = run("migrate", "--from", f"sqlite://{src}", "--to", url, "--json")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert f"unrecognised store URL: {url} (expected sqlite:///path or postgres://...)" in proc.stderr
+
+
+def test_unreachable_postgres_exits_1_before_json(tmp_path: Path) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 1)
+    url = f"postgres://u:p@127.0.0.1:{_free_port()}/db?connect_timeout=5"
+    proc = run("migrate", "--from", f"sqlite://{src}", "--to", url, "--json")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("Error: connect:")
+
+
+def test_wrong_password_exits_1(tmp_path: Path, pg: PostgresServer, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 1)
+    proc = run("migrate", "--from", f"sqlite://{src}", "--to", pg_url.replace(PASSWORD, "nope"), "--json")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "password authentication failed" in proc.stderr
+
+
+def test_usage_errors() -> None:
+    proc = run("migrate", "--from", "sqlite:///tmp/x.db")
+    assert proc.returncode == 2
+    assert "--to" in proc.stderr
+    helped = run("migrate", "--help")
+    assert helped.returncode == 0 and "--from" in helped.stdout and "postgres://" in helped.stdout

@@ -1,38 +1,116 @@
 """`invoke gate`, `invoke phase1`..`phase4`, `invoke selftest`, `invoke bench`."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 from invoke import task
+from invoke.exceptions import Exit
 
 from shipgate.tasks import not_built
 
+COMMON_HELP = {
+    "config": "TOML settings file (sections phase1..phase4; flags override it)",
+    "target": "path of a real ai-memory binary (default: the bundled reference peer)",
+    "defects": "lab only: comma list of seeded reference-peer defects to switch on",
+    "keep": "leave the lab up afterwards (a lab that was already up always stays up)",
+    "infra": "lab (default) or digitalocean (reads `pulumi stack output`)",
+    "lab_name": "name of the lab (prefix of its namespaces), default sg",
+    "campaign_id": "campaign id (default: gate-<utc time>-<random>)",
+    "git_ref": "the release candidate's git ref, recorded in the summary",
+    "fault": "phase 4: a fault class (repeatable): kill_primary_mid_write, partition_minority, "
+             "drop_random_acks, clock_skew_peer",
+    "cycles": "phase 4: cycles per fault class (default 50)",
+    "writes": "phase 4: writes per cycle (default 100)",
+    "seed": "phase 4: seed of the fault moments (replays a campaign)",
+    "soak": "phase 4: the soak shape, 200 cycles x 100 writes",
+    "skew": "phase 4: libfaketime offset of node-c for clock_skew_peer (default +300s)",
+    "topology": "phase 4: hosts (default) or local (the upstream shape: three serves on the chaos host)",
+}
 
-@task
-def gate(c):
-    """Run the whole gate: lab (or --infra digitalocean) -> phases -> validate -> summary -> report -> teardown."""
-    not_built("gate", 6)
+
+def _int(flag: str, value) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Exit(f"--{flag} takes a whole number (got {value!r})", code=2) from None
 
 
-@task
-def phase1(c):
+def _run(phases: str, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
+         campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False,
+         skew=None, topology=None) -> None:
+    from shipgate.campaign import CampaignOptions, run_campaign
+    from shipgate.settings import SettingsError, load_settings, parse_phases
+
+    if infra not in ("lab", "digitalocean"):
+        raise Exit(f"--infra must be lab or digitalocean (got {infra!r})", code=2)
+    if defects and infra != "lab":
+        raise Exit("--defects seeds the bundled reference peer and only works on the lab", code=2)
+    if target is not None and not Path(target).is_file():
+        raise Exit(f"--target {target}: no such file", code=2)
+    p4: dict = {"faults": list(fault) if fault else None, "cycles": cycles, "writes": writes, "seed": seed,
+                "skew_offset": skew, "topology": topology}
+    if soak:
+        p4.update(cycles=cycles or 200, writes=writes or 100)
+    try:
+        settings = load_settings(Path(config) if config else None,
+                                 {"phases": parse_phases(phases), "phase4": p4})
+    except SettingsError as exc:
+        raise Exit(str(exc), code=2) from None
+    opts = CampaignOptions(settings=settings, provider=infra, lab_name=lab_name,
+                           target=Path(target).resolve() if target else None,
+                           defects=[d for d in (defects or "").split(",") if d], keep=keep,
+                           campaign_id=campaign_id, git_ref=git_ref)
+    summary = run_campaign(opts)
+    raise Exit(code=summary.exit_code)
+
+
+@task(help={"phases": "comma list of phases to run (default 1,2,3,4)", **COMMON_HELP}, iterable=["fault"])
+def gate(c, phases="1,2,3,4", config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
+         campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None,
+         topology=None):
+    """Run the gate: lab (or --infra digitalocean) -> phases -> validate -> summary -> report -> teardown.
+
+    Exit code 0 pass, 1 fail (the product broke an invariant), 2 error (the gate could not tell).
+    Results land in runs/<campaign-id>/.
+    """
+    _run(phases, config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
+         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology)
+
+
+P123_HELP = {k: COMMON_HELP[k] for k in
+             ("config", "target", "defects", "keep", "infra", "lab_name", "campaign_id", "git_ref")}
+
+
+@task(help=P123_HELP)
+def phase1(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
+           git_ref=None):
     """Phase 1 alone: functional checks on each node, in parallel."""
-    not_built("phase1", 6)
+    _run("1", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
 
 
-@task
-def phase2(c):
-    """Phase 2 alone: federation burst, quorum probes, convergence."""
-    not_built("phase2", 6)
+@task(help=P123_HELP)
+def phase2(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
+           git_ref=None):
+    """Phase 2 alone: federation burst, quorum probes, polled convergence."""
+    _run("2", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
 
 
-@task
-def phase3(c):
-    """Phase 3 alone: SQLite -> Postgres -> SQLite migration with content comparison."""
-    not_built("phase3", 6)
+@task(help=P123_HELP)
+def phase3(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
+           git_ref=None):
+    """Phase 3 alone: SQLite -> Postgres -> SQLite migration with a record-by-record comparison."""
+    _run("3", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
 
 
-@task
-def phase4(c):
-    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew)."""
-    not_built("phase4", 7)
+@task(help=COMMON_HELP, iterable=["fault"])
+def phase4(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
+           git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None):
+    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew); e.g. --fault partition_minority."""
+    _run("4", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
+         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology)
 
 
 @task

@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""The gate's agent: a stdlib-only program uploaded to a host and run there over SSH.
+
+Why an agent: port 9077 is reachable only inside the VPC, so every HTTP request of the gate
+(bursts, probes, convergence reads, health polls) is made from a host, not from the operator.
+One JSON document (or JSON lines for histories) on stdout; diagnostics on stderr; every request
+has a timeout. Subcommands:
+
+  burst   concurrent writers; one JSONL event per invoke and per completion (Jepsen style)
+  read    every memory of a namespace on each node, paginated with an explicit limit
+  probe   a single write (the quorum probes), with its status, body and latency
+  bulk    seed rows through POST /api/v1/memories/bulk
+  health  poll GET /api/v1/health until "ok" or a deadline
+  mcp     drive `ai-memory mcp` over stdio: initialize, tools/list, one tools/call
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+WRITE_PATH = "/api/v1/memories"
+
+
+class Endpoint:
+    """A keep-alive HTTP/1.1 connection to one node; reconnects after any failure."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise SystemExit(f"hostagent: bad node URL {base_url!r} (want http://host:port)")
+        self.host = parsed.hostname
+        self.port = parsed.port or 80
+        self.timeout = timeout
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        hdrs = {"Connection": "keep-alive", **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        try:
+            self.conn.request(method, path, body=data, headers=hdrs)
+            resp = self.conn.getresponse()
+            payload = resp.read(16 * 1024 * 1024 + 1)
+            if len(payload) > 16 * 1024 * 1024:
+                raise ValueError("response body larger than 16 MiB")
+            if resp.getheader("Connection", "").lower() == "close":
+                self.close()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def classify_error(exc: BaseException) -> tuple[str, str]:
+    """Jepsen semantics: a refused connection never reached the server (fail); a timeout or a reset
+    mid-request may or may not have been applied (info, indeterminate)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "fail", "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "info", "timeout"
+    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError)):
+        return "info", f"connection lost: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno in (101, 113):  # network/host unreachable: never sent
+        return "fail", f"unreachable: {exc}"
+    return "info", f"{type(exc).__name__}: {exc}"
+
+
+def _emit(lock: threading.Lock, out, event: dict) -> None:
+    line = json.dumps(event, separators=(",", ":"))
+    with lock:
+        out.write(line + "\n")
+        out.flush()
+
+
+def write_once(ep: Endpoint, body: dict, agent_id: str | None) -> dict:
+    """One POST, classified. `type` is ok (201), fail (definitely not applied) or info (unknown)."""
+    headers = {"X-Agent-Id": agent_id} if agent_id else {}
+    t0 = time.monotonic()
+    try:
+        status, hdrs, payload = ep.request("POST", WRITE_PATH, body, headers)
+    except Exception as exc:
+        kind, why = classify_error(exc)
+        return {"type": kind, "status": None, "error": why, "latency_ms": round((time.monotonic() - t0) * 1000, 3)}
+    latency = round((time.monotonic() - t0) * 1000, 3)
+    try:
+        parsed = json.loads(payload) if payload else None
+    except ValueError:
+        parsed = None
+    event: dict[str, Any] = {"status": status, "latency_ms": latency}
+    if status == 201 and isinstance(parsed, dict) and isinstance(parsed.get("id"), str):
+        event.update(type="ok", id=parsed["id"])
+        if isinstance(parsed.get("quorum_acks"), int):
+            event["value"] = {"quorum_acks": parsed["quorum_acks"]}
+    elif status == 201:
+        event.update(type="info", error="201 without a JSON body carrying an id")
+    elif status == 503:
+        # quorum_not_met keeps the local row: the write may still surface everywhere.
+        event.update(type="info", error=_short(parsed, payload), value={"retry_after": hdrs.get("retry-after")})
+    elif 400 <= status < 500:
+        event.update(type="fail", error=_short(parsed, payload))
+    else:
+        event.update(type="info", error=_short(parsed, payload))
+    return event
+
+
+def _short(parsed: Any, payload: bytes) -> str:
+    if isinstance(parsed, dict) and "error" in parsed:
+        return str(parsed["error"])[:300]
+    return payload[:300].decode("utf-8", "replace")
+
+
+def cmd_burst(args: argparse.Namespace) -> int:
+    """Agents write concurrently; each agent's writes are sequential (as upstream), all start together."""
+    agents = [a for a in args.agents.split(",") if a]
+    if not agents:
+        raise SystemExit("hostagent burst: --agents is empty")
+    lock = threading.Lock()
+    out = sys.stdout
+    barrier = threading.Barrier(len(agents))
+    interval = (len(agents) / args.rate) if args.rate else 0.0
+
+    def run(agent: str) -> None:
+        ep = Endpoint(args.url, args.timeout)
+        barrier.wait()
+        start = time.monotonic()
+        for seq in range(1, args.writes + 1):
+            if interval:
+                due = start + (seq - 1) * interval
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # pacing a rate, not waiting for a condition
+            title = args.title_format.format(agent=agent, seq=seq, ns=args.namespace)
+            body = {"tier": "mid", "namespace": args.namespace, "title": title,
+                    "content": f"{args.content_prefix} {agent} seq {seq}", "tags": [], "priority": 5,
+                    "confidence": 1.0, "source": args.source, "metadata": {}}
+            sent_agent = None if args.no_agent_header else agent
+            base = {"process": agent, "op": "write", "title": title, "namespace": args.namespace}
+            if args.node:
+                base["node"] = args.node
+            if sent_agent:
+                base["agent"] = sent_agent
+            _emit(lock, out, {**base, "type": "invoke", "time": time.time()})
+            result = write_once(ep, body, sent_agent)
+            _emit(lock, out, {**base, **result, "time": time.time()})
+        ep.close()
+
+    threads = [threading.Thread(target=run, args=(a,), daemon=True) for a in agents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 0
+
+
+def read_namespace(url: str, namespace: str, page: int, timeout: float, max_rows: int) -> dict:
+    """All rows of a namespace on one node, paginated; notices a server that ignores limit/offset."""
+    ep = Endpoint(url, timeout)
+    rows: list[dict] = []
+    anomalies: list[str] = []
+    offset = 0
+    seen_pages: set[tuple[str, ...]] = set()
+    try:
+        while True:
+            q = urllib.parse.urlencode({"namespace": namespace, "limit": page, "offset": offset})
+            status, _, payload = ep.request("GET", f"{WRITE_PATH}?{q}")
+            if status != 200:
+                return {"ok": False, "error": f"GET {WRITE_PATH} returned {status}: {payload[:200]!r}"}
+            try:
+                doc = json.loads(payload)
+                batch = doc["memories"]
+                if not isinstance(batch, list):
+                    raise TypeError("memories is not a list")
+            except (ValueError, KeyError, TypeError) as exc:
+                return {"ok": False, "error": f"unparsable list response: {exc}"}
+            ids = tuple(str(m.get("id")) for m in batch if isinstance(m, dict))
+            if ids and ids in seen_pages:
+                anomalies.append(f"offset={offset} returned a page already seen: server ignores offset")
+                break
+            seen_pages.add(ids)
+            if len(batch) > page:
+                anomalies.append(f"limit={page} returned {len(batch)} rows")
+            rows.extend({"id": m.get("id"), "title": m.get("title"), "namespace": m.get("namespace"),
+                         "content": m.get("content")} for m in batch if isinstance(m, dict))
+            if len(rows) > max_rows:
+                anomalies.append(f"more than {max_rows} rows; stopped reading")
+                break
+            if len(batch) < page:
+                if batch:
+                    # A short page must be the last one; check, so a silent cap is noticed.
+                    q2 = urllib.parse.urlencode({"namespace": namespace, "limit": page, "offset": offset + len(batch)})
+                    status2, _, payload2 = ep.request("GET", f"{WRITE_PATH}?{q2}")
+                    extra = json.loads(payload2).get("memories", []) if status2 == 200 else []
+                    if extra:
+                        anomalies.append(
+                            f"limit={page} offset={offset} returned only {len(batch)} rows but more exist: "
+                            "the server caps pages below the requested limit")
+                        offset += len(batch)
+                        continue
+                break
+            offset += len(batch)
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        ep.close()
+    return {"ok": True, "rows": rows, "anomalies": anomalies}
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    nodes = dict(item.split("=", 1) for item in args.nodes.split(",") if item)
+    results: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def one(name: str, url: str) -> None:
+        r = read_namespace(url, args.namespace, args.page, args.timeout, args.max_rows)
+        if not args.with_content and r.get("ok"):
+            for row in r["rows"]:
+                row.pop("content", None)
+        with lock:
+            results[name] = r
+
+    threads = [threading.Thread(target=one, args=item, daemon=True) for item in nodes.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    json.dump(results, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """A single write that also returns the raw body, for checks on the 503 shape."""
+    ep = Endpoint(args.url, args.timeout)
+    body = {"tier": "mid", "namespace": args.namespace, "title": args.title,
+            "content": f"probe {args.title}", "tags": [], "priority": 5, "confidence": 1.0,
+            "source": args.source, "metadata": {}}
+    t0 = time.monotonic()
+    try:
+        status, hdrs, payload = ep.request("POST", WRITE_PATH, body, {"X-Agent-Id": args.agent})
+        out: dict[str, Any] = {"status": status, "body": payload[:2000].decode("utf-8", "replace"),
+                               "retry_after": hdrs.get("retry-after")}
+    except Exception as exc:
+        kind, why = classify_error(exc)
+        out = {"status": None, "error": why, "type": kind}
+    out["latency_ms"] = round((time.monotonic() - t0) * 1000, 3)
+    ep.close()
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def seed_rows(namespace: str, count: int) -> list[dict]:
+    """The migration phase's rows: varied lengths and multi-byte text, so truncation cannot hide."""
+    return [{"tier": "mid", "namespace": namespace, "title": f"migrate-test-{i}",
+             "content": f"row {i} for migration test " + "\u00df\u2202\u0192-" * (i % 64),
+             "tags": [f"t{i % 7}"], "priority": 1 + i % 10, "confidence": 1.0, "source": "import",
+             "metadata": {}} for i in range(1, count + 1)]
+
+
+def cmd_bulk(args: argparse.Namespace) -> int:
+    """Seed rows through POST /api/v1/memories/bulk in chunks (the real program caps a request at 1000)."""
+    ep = Endpoint(args.url, args.timeout)
+    rows = seed_rows(args.namespace, args.count)
+    out: dict[str, Any] = {"requested": len(rows), "responses": []}
+    try:
+        for i in range(0, len(rows), args.chunk):
+            chunk = rows[i:i + args.chunk]
+            status, _, payload = ep.request("POST", "/api/v1/memories/bulk", chunk)
+            out["responses"].append({"status": status, "body": payload[:300].decode("utf-8", "replace")})
+            if status not in (200, 201):
+                break
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        ep.close()
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0 if "error" not in out else 1
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    deadline = time.monotonic() + args.deadline
+    last = "never answered"
+    while True:
+        ep = Endpoint(args.url, min(args.timeout, max(0.2, deadline - time.monotonic())))
+        try:
+            status, _, payload = ep.request("GET", "/api/v1/health")
+            if status == 200 and b'"ok"' in payload:
+                json.dump({"ok": True, "body": payload[:500].decode("utf-8", "replace")}, sys.stdout)
+                sys.stdout.write("\n")
+                return 0
+            last = f"status {status}: {payload[:200]!r}"
+        except Exception as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        finally:
+            ep.close()
+        if time.monotonic() >= deadline:
+            json.dump({"ok": False, "error": f"not healthy within {args.deadline}s: {last}"}, sys.stdout)
+            sys.stdout.write("\n")
+            return 1
+        time.sleep(0.05)  # poll interval of a deadline-bounded poll
+
+
+def _mcp_exchange(proc: subprocess.Popen, request: dict, deadline: float) -> dict:
+    """Send one request and read lines until the reply with the same id arrives."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(request) + "\n")
+    proc.stdin.flush()
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no reply to {request['method']} before the deadline")
+        line = proc.stdout.readline()
+        if not line:
+            raise EOFError(f"mcp closed stdout before replying to {request['method']}")
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise ValueError(f"mcp wrote a non-JSON line on stdout: {line[:200]!r}") from None
+        if isinstance(msg, dict) and msg.get("id") == request["id"]:
+            return msg
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """initialize + tools/list + one tools/call, stdin kept open until every reply has arrived."""
+    env = dict(os.environ)
+    if args.profile:
+        env["AI_MEMORY_PROFILE"] = args.profile
+    argv = [*args.binary.split(), *(["--db", args.db] if args.db else []), "mcp"]
+    out: dict[str, Any] = {"argv": argv, "profile_requested": args.profile}
+    timer = None
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+    except OSError as exc:
+        json.dump({**out, "error": f"cannot start mcp: {exc}"}, sys.stdout)
+        sys.stdout.write("\n")
+        return 1
+    try:
+        timer = threading.Timer(args.timeout + 1, proc.kill)
+        timer.start()
+        deadline = time.monotonic() + args.timeout
+        init = _mcp_exchange(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                    "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                                               "clientInfo": {"name": "ship-gate", "version": "1"}}}, deadline)
+        out["initialize"] = init
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+        proc.stdin.flush()
+        tools = _mcp_exchange(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}, deadline)
+        names = [t.get("name") for t in (tools.get("result") or {}).get("tools", []) if isinstance(t, dict)]
+        out["tool_names"] = names
+        if args.call:
+            call = json.loads(args.call)
+            out["call"] = call
+            out["call_reply"] = _mcp_exchange(proc, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                                                     "params": call}, deadline)
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if proc.stdin:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            out["exit_code"] = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out["exit_code"] = proc.wait(timeout=5)
+            out.setdefault("error", "mcp did not exit after stdin closed")
+        if timer:
+            timer.cancel()
+        err = proc.stderr.read() if proc.stderr else ""
+        out["stderr_tail"] = err[-1000:]
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0 if "error" not in out else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hostagent", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("burst", help="concurrent writers, JSONL history on stdout")
+    b.add_argument("--url", required=True)
+    b.add_argument("--namespace", required=True)
+    b.add_argument("--agents", required=True, help="comma list of agent ids, one writer thread each")
+    b.add_argument("--writes", type=int, required=True, help="writes per agent")
+    b.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    b.add_argument("--rate", type=float, default=0.0, help="total writes/s across agents (0 = as fast as possible)")
+    b.add_argument("--source", default="api")
+    b.add_argument("--title-format", default="{agent}-w{seq}")
+    b.add_argument("--content-prefix", default="multi-agent write")
+    b.add_argument("--node", help="node name recorded in every event")
+    b.add_argument("--no-agent-header", action="store_true", help="send no X-Agent-Id (as the chaos harness)")
+    b.set_defaults(fn=cmd_burst)
+
+    r = sub.add_parser("read", help="every row of a namespace on each node")
+    r.add_argument("--nodes", required=True, help="name=url,name=url")
+    r.add_argument("--namespace", required=True)
+    r.add_argument("--page", type=int, default=1000)
+    r.add_argument("--timeout", type=float, default=10.0)
+    r.add_argument("--max-rows", type=int, default=100_000)
+    r.add_argument("--with-content", action="store_true")
+    r.set_defaults(fn=cmd_read)
+
+    pr = sub.add_parser("probe", help="one write, raw status and body (quorum probes)")
+    pr.add_argument("--url", required=True)
+    pr.add_argument("--namespace", required=True)
+    pr.add_argument("--title", required=True)
+    pr.add_argument("--agent", default="ai:ship-gate-probe")
+    pr.add_argument("--source", default="api")
+    pr.add_argument("--timeout", type=float, default=15.0)
+    pr.set_defaults(fn=cmd_probe)
+
+    bk = sub.add_parser("bulk", help="seed rows through POST /api/v1/memories/bulk")
+    bk.add_argument("--url", required=True)
+    bk.add_argument("--namespace", required=True)
+    bk.add_argument("--count", type=int, required=True)
+    bk.add_argument("--chunk", type=int, default=500)
+    bk.add_argument("--timeout", type=float, default=60.0)
+    bk.set_defaults(fn=cmd_bulk)
+
+    h = sub.add_parser("health", help="poll health until ok or the deadline")
+    h.add_argument("--url", required=True)
+    h.add_argument("--deadline", type=float, default=30.0)
+    h.add_argument("--timeout", type=float, default=2.0)
+    h.set_defaults(fn=cmd_health)
+
+    m = sub.add_parser("mcp", help="initialize + tools/list + one tools/call over stdio")
+    m.add_argument("--binary", default="ai-memory")
+    m.add_argument("--db")
+    m.add_argument("--profile", default="full", help="sets AI_MEMORY_PROFILE ('' for none)")
+    m.add_argument("--call", help="JSON params of one tools/call, e.g. {\"name\":...,\"arguments\":{...}}")
+    m.add_argument("--timeout", type=float, default=20.0)
+    m.set_defaults(fn=cmd_mcp)
+
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Gate settings: defaults, an optional TOML file, then command-line flags (each overriding the last).
+
+Every phase records the settings it ran with, so a verdict can always be traced to its thresholds.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FAULT_CLASSES: tuple[str, ...] = ("kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer")
+DEFAULT_AGENTS = ["ai:agent-alice", "ai:agent-bob", "ai:agent-charlie", "ai:agent-dana"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Phase1Settings(_Strict):
+    tool_count_min: int = Field(30, ge=0, description="MCP tools/list must advertise at least this many")
+    mcp_profile: str = Field("full", description="AI_MEMORY_PROFILE the gate asks for ('' asks for none)")
+    serve_port: int = 9077
+    health_deadline_s: float = 30.0
+
+
+class Phase2Settings(_Strict):
+    quorum_writes: int = Field(2, ge=1)
+    quorum_timeout_ms: int = Field(3000, ge=100)
+    agents: list[str] = Field(default_factory=lambda: list(DEFAULT_AGENTS))
+    writes_per_agent: int = Field(50, ge=1)
+    convergence_deadline_s: float = Field(90.0, gt=0)
+    min_node_fraction: float = Field(0.95, ge=0, le=1, description="seed criterion: each node >= this x ok")
+    probe_margin_s: float = Field(2.0, ge=0, description="a 503 must come within quorum timeout + this")
+    burst_catchup_interval_secs: float | None = Field(
+        0, description="serve's catch-up interval during the burst; 0 disables it so the write path (fan-out) "
+                       "alone is measured; None passes no flag (targets older than v0.6.1)")
+    repair_catchup_interval_secs: float | None = Field(
+        1, description="catch-up interval when node-b and node-c restart after the probes")
+    namespace: str = "ship-gate-phase2"
+
+
+class Phase3Settings(_Strict):
+    rows: int = Field(1000, ge=1)
+    seed_method: Literal["bulk", "cli"] = Field(
+        "bulk", description="bulk: POST /api/v1/memories/bulk to a serve on node-a; cli: one `store` per row")
+    batch: int = 500
+    namespace: str = "phase3"
+
+
+class Phase4Settings(_Strict):
+    faults: list[str] = Field(default_factory=lambda: list(FAULT_CLASSES))
+    cycles: int = Field(50, ge=1)
+    writes: int = Field(100, ge=1)
+    seed: int | None = Field(None, description="seed of the fault moments; drawn and recorded when absent")
+    skew_offset: str = Field("+300s", description="libfaketime offset of node-c for clock_skew_peer")
+    min_bound: float = Field(0.995, ge=0, le=1)
+    max_lost: int = Field(0, ge=0)
+    topology: Literal["hosts", "local"] = "hosts"
+    quorum_timeout_ms: int = 2000
+    catchup_interval_secs: float = 1.0
+    convergence_deadline_s: float = 30.0
+
+    @field_validator("faults")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in FAULT_CLASSES]
+        if bad:
+            raise ValueError(f"unknown fault class {', '.join(bad)} (known: {', '.join(FAULT_CLASSES)})")
+        if not v:
+            raise ValueError("no fault class selected")
+        return v
+
+
+class GateSettings(_Strict):
+    phases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
+    phase1: Phase1Settings = Field(default_factory=Phase1Settings)
+    phase2: Phase2Settings = Field(default_factory=Phase2Settings)
+    phase3: Phase3Settings = Field(default_factory=Phase3Settings)
+    phase4: Phase4Settings = Field(default_factory=Phase4Settings)
+
+    @field_validator("phases")
+    @classmethod
+    def _phases(cls, v: list[int]) -> list[int]:
+        bad = [p for p in v if p not in (1, 2, 3, 4)]
+        if bad or not v:
+            raise ValueError(f"phases must be a non-empty subset of 1,2,3,4 (got {v})")
+        return sorted(set(v))
+
+
+class SettingsError(ValueError):
+    """Bad configuration: the message names the file or flag and the problem."""
+
+
+def parse_phases(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise SettingsError(f"--phases takes a comma list of 1,2,3,4 (got {text!r})") from None
+
+
+def load_settings(config: Path | None = None, overrides: dict | None = None) -> GateSettings:
+    """Defaults <- TOML file <- overrides (nested dict, e.g. {"phase4": {"cycles": 5}})."""
+    data: dict = {}
+    if config is not None:
+        if not config.is_file():
+            raise SettingsError(f"config file {config} does not exist")
+        try:
+            data = tomllib.loads(config.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config} is not valid TOML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
+        elif value is not None:
+            data[key] = value
+    try:
+        return GateSettings.model_validate(data)
+    except ValidationError as exc:
+        where = f"in {config}" if config else "in the flags"
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"bad settings {where}: {problems}") from None

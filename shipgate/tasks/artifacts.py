@@ -1,26 +1,54 @@
 """`invoke schemas`, `invoke validate`, `invoke import-upstream`: the artifact models at work."""
 
+from pathlib import Path
+
 from invoke import task
+from invoke.exceptions import Exit
 
-from shipgate.tasks import not_built
 
+@task(help={"out": "folder to write the schemas to (default: schemas/ of the project)"})
+def schemas(c, out=None):
+    """Regenerate schemas/<artifact>.schema.json from the pydantic models (deterministic output)."""
+    from shipgate.models.schemas import SCHEMA_DIR, write_schemas
 
-@task
-def schemas(c):
-    """Regenerate schemas/ from the pydantic models."""
-    not_built("schemas", 5)
+    for path in write_schemas(Path(out) if out else SCHEMA_DIR):
+        print(path)
 
 
 @task(help={"run_dir": "a run folder, e.g. runs/<campaign-id>"})
 def validate(c, run_dir):
-    """Validate every artifact of a run folder against schemas/ (file + JSON pointer + message)."""
-    not_built("validate", 5)
+    """Validate every artifact of a run folder against schemas/; prints `file  /json/pointer  message` per problem.
+
+    Exit 0 when the folder is valid, 1 when any artifact has a problem, 2 when the folder does not exist.
+    """
+    from shipgate.validate import validate_run
+
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise Exit(f"{run_dir}: no such run folder", code=2)
+    problems = validate_run(folder)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise Exit(f"{len(problems)} problem(s) in {run_dir}", code=1)
+    print(f"{run_dir}: every artifact is valid")
 
 
-@task(help={"src": "folder of upstream run directories (e.g. ../shared/fixtures/upstream-runs)"})
-def import_upstream(c, src):
-    """Import upstream ship-gate runs into our models and print the re-audit table."""
-    not_built("import-upstream", 5)
+@task(help={
+    "src": "folder of upstream run directories (e.g. ../shared/fixtures/upstream-runs), or one run directory",
+    "out": "where to write our run folders (default: runs/)",
+})
+def import_upstream(c, src, out="runs"):
+    """Import upstream ship-gate runs into our models and print the re-audit table (ours vs overall_pass)."""
+    from shipgate.upstream import ImportProblem, audit_table
+    from shipgate.upstream import import_upstream as run_import
+
+    try:
+        rows = run_import(Path(src), Path(out))
+    except ImportProblem as exc:
+        raise Exit(str(exc), code=2) from None
+    print(audit_table(rows))
+    print(f"written to {out}/")
 
 
 TASKS = [schemas, validate, import_upstream]

@@ -463,7 +463,8 @@ def new_memory(
     return mem
 
 
-def parse_create(body: Any, *, header_agent_id: str | None = None) -> tuple[dict, str]:
+def parse_create(body: Any, *, header_agent_id: str | None = None,
+                 default_on_conflict: str = "error") -> tuple[dict, str]:
     """Validate a `POST /api/v1/memories` body (CreateMemory) into (memory, on_conflict).
 
     Shape problems raise 422 (checked first, as axum rejects before the handler runs), rule
@@ -515,7 +516,7 @@ def parse_create(body: Any, *, header_agent_id: str | None = None) -> tuple[dict
         confidence=confidence, source=source, metadata=metadata, expires_at=expires_at,
         ttl_secs=ttl_secs, agent_id=resolved, scope=scope, validate=False,
     )
-    return mem, on_conflict or "error"
+    return mem, on_conflict or default_on_conflict
 
 
 def parse_memory(obj: Any) -> dict:

@@ -476,6 +476,13 @@ class Store:
             "WHERE id = ?", (count, now, tier, exp, priority, mem["id"]),
         )
 
+    def similar_ids(self, title: str, namespace: str, exclude_id: str, limit: int = 5) -> list[str]:
+        """Ids of live rows in `namespace` matching any token of `title` (201's potential_contradictions)."""
+        with self.lock:
+            hits = self._fts(title, "OR", namespace)
+        hits.sort(key=lambda h: h[1])
+        return [m["id"] for m, _ in hits if m["id"] != exclude_id][:limit]
+
     def search(self, query: str, *, limit: int = 20, namespace: str | None = None) -> list[dict]:
         """All-token (AND) match, best FTS rank first, then priority."""
         with self.lock:

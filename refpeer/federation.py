@@ -1,0 +1,368 @@
+"""W-of-N quorum replication and the pull catch-up loop (contract 4.1-4.6).
+
+A write is committed locally first (that commit is one ack), then pushed to every peer in parallel with
+`POST /api/v1/sync/push`; any 2xx is an ack, a failure gets one retry 250 ms later. The writer waits until
+1 + acks >= W (201), every peer has answered without reaching it, or the deadline passes (503). The
+remaining pushes are never cancelled: they run to completion on per-peer worker pools (so a black-holed
+peer cannot starve a healthy one). Outbound connections are kept alive in a small per-peer pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from refpeer import defects
+from refpeer.errors import RefPeerError
+from refpeer.memory import parse_memory, ts_in
+from refpeer.store import Store
+
+log = logging.getLogger("refpeer.federation")
+
+RETRY_DELAY_S = 0.25
+CONNECT_TIMEOUT_S = 2.0
+HANG_CAP_S = 120.0
+CATCHUP_FIRST_TICK_S = 5.0
+CATCHUP_MAX_PAGES = 20
+
+
+def normalize_peer(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def parse_peers(values: list[str]) -> list[str]:
+    """Flatten repeated/comma-separated --quorum-peers; a duplicate (after normalisation) is an error."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for v in values:
+        for raw in v.split(","):
+            if not raw.strip():
+                continue
+            norm = normalize_peer(raw)
+            parts = urlsplit(norm)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise RefPeerError(f"invalid quorum peer URL: {raw.strip()} (expected http://host:port)")
+            if parts.scheme == "https":
+                raise RefPeerError(f"https quorum peers are not supported by the reference peer: {raw.strip()}")
+            if norm in seen:
+                raise RefPeerError(f"duplicate quorum peer: {raw.strip()}")
+            seen.add(norm)
+            out.append(norm)
+    return out
+
+
+class Peer:
+    """One peer: base URL, a keep-alive connection pool and a worker pool for its pushes."""
+
+    def __init__(self, index: int, url: str, timeout_s: float, workers: int = 48) -> None:
+        self.index = index
+        self.id = f"peer-{index}"
+        self.url = url
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.timeout_s = timeout_s
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fanout-{self.id}")
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        sock = socket.create_connection((self.host, self.port), timeout=min(CONNECT_TIMEOUT_S, self.timeout_s))
+        sock.settimeout(self.timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sock = sock
+        return conn
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One HTTP exchange on a pooled connection. A pooled connection the peer closed while idle is
+        replaced transparently (the request never reached the peer); any other failure raises OSError."""
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        for attempt in (0, 1):
+            try:
+                conn = self._idle.get_nowait()
+                reused = True
+            except queue.Empty:
+                conn = self._connect()
+                reused = False
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                    http.client.CannotSendRequest, http.client.BadStatusLine) as e:
+                conn.close()
+                if reused and attempt == 0:
+                    continue
+                raise OSError(str(e) or type(e).__name__) from e
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                raise OSError(str(e) or type(e).__name__) from e
+            if resp.will_close:
+                conn.close()
+            else:
+                self._idle.put(conn)
+            return resp.status, data
+        raise OSError("unreachable")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=False)
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+@dataclass
+class _Round:
+    """The quorum state of one write: acks so far, how many peer tasks finished, and a condition to wait on."""
+
+    needed: int
+    peers: int
+    acks: set[str] = field(default_factory=set)
+    done: int = 0
+    acks_at_quorum: int | None = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def report(self, peer_id: str, ok: bool) -> None:
+        with self.cond:
+            self.done += 1
+            if ok:
+                self.acks.add(peer_id)
+            if self.acks_at_quorum is None and 1 + len(self.acks) >= self.needed:
+                self.acks_at_quorum = 1 + len(self.acks)
+            self.cond.notify_all()
+
+
+@dataclass
+class QuorumOutcome:
+    ok: bool
+    acks: int
+    needed: int
+    reason: str = ""
+
+    def body(self) -> dict:
+        """The 503 body of contract 4.3."""
+        return {"error": "quorum_not_met", "got": self.acks, "needed": self.needed, "reason": self.reason}
+
+
+class Federation:
+    """Fan-out, quorum accounting and catch-up for one `serve` process."""
+
+    def __init__(self, store: Store, peers: list[str], quorum_writes: int, timeout_ms: int,
+                 catchup_interval_s: float, local_id: str) -> None:
+        self.store = store
+        self.timeout_s = max(timeout_ms, 1) / 1000.0
+        self.peers = [Peer(i, u, self.timeout_s) for i, u in enumerate(peers)]
+        self.n = 1 + len(self.peers)
+        self.w = min(max(quorum_writes, 1), self.n)
+        self.catchup_interval_s = catchup_interval_s
+        self.local_id = local_id
+        self.stop = threading.Event()
+        self.counters: dict[str, int] = {"fanout_ok": 0, "fanout_failed": 0, "fanout_aborted": 0,
+                                         "catchup_applied": 0, "catchup_errors": 0}
+        self._counter_lock = threading.Lock()
+        self._catchup_thread: threading.Thread | None = None
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._counter_lock:
+            self.counters[key] = self.counters.get(key, 0) + n
+
+    # ---- fan-out ------------------------------------------------------------------------------
+
+    def _push_body(self, mems: list[dict]) -> bytes:
+        return json.dumps({"sender_agent_id": self.local_id, "memories": mems, "dry_run": False},
+                          ensure_ascii=False).encode()
+
+    def _attempt(self, peer: Peer, body: bytes, key: str, extra: dict[str, str] | None = None) -> bool:
+        try:
+            status, data = peer.request("POST", "/api/v1/sync/push", body,
+                                        {"Idempotency-Key": key, **(extra or {})})
+        except OSError as e:
+            log.debug("fan-out to %s failed: %s", peer.url, e)
+            return False
+        if not 200 <= status < 300:
+            return False
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return True
+        ids = parsed.get("ids") if isinstance(parsed, dict) else None
+        return not (isinstance(ids, list) and ids and key not in ids)
+
+    def _push_with_retry(self, peer: Peer, body: bytes, key: str, rnd: _Round | None,
+                         cancelled: Callable[[], bool] = lambda: False) -> bool:
+        ok = self._attempt(peer, body, key)
+        if not ok and not cancelled():
+            time.sleep(RETRY_DELAY_S)
+            if not cancelled():
+                ok = self._attempt(peer, body, key)
+        self._count("fanout_ok" if ok else "fanout_failed")
+        if rnd is not None:
+            rnd.report(peer.id, ok)
+        return ok
+
+    def replicate(self, mem: dict) -> QuorumOutcome:
+        """Fan `mem` (already committed locally) out to every peer and wait for the quorum verdict."""
+        return self._replicate(self._push_body([mem]), mem["id"])
+
+    def replicate_deletion(self, id_: str) -> QuorumOutcome:
+        """Fan a hard delete out (sync_push `deletions`), with the same quorum rules as a write."""
+        body = json.dumps({"sender_agent_id": self.local_id, "memories": [], "deletions": [id_],
+                           "dry_run": False}).encode()
+        return self._replicate(body, id_)
+
+    def _replicate(self, body: bytes, key: str) -> QuorumOutcome:
+        needed = 1 if defects.enabled("quorum_w1") else self.w
+        if defects.enabled("fanout_abort"):
+            return self._replicate_aborting(body, key, needed)
+        rnd = _Round(needed=needed, peers=len(self.peers))
+        if needed <= 1:
+            rnd.acks_at_quorum = 1
+        for peer in self.peers:
+            peer.pool.submit(self._push_with_retry, peer, body, key, rnd)
+        deadline = time.monotonic() + self.timeout_s
+        if needed <= 1:
+            if defects.enabled("quorum_w1"):
+                return QuorumOutcome(True, 1, needed)
+            # W=1: the real loop still checks only after the first peer outcome (or the deadline).
+            with rnd.cond:
+                while rnd.done == 0 and (left := deadline - time.monotonic()) > 0:
+                    rnd.cond.wait(left)
+                return QuorumOutcome(True, 1 + len(rnd.acks), needed)
+        with rnd.cond:
+            while rnd.acks_at_quorum is None and rnd.done < rnd.peers:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                rnd.cond.wait(left)
+            if rnd.acks_at_quorum is not None:
+                return QuorumOutcome(True, rnd.acks_at_quorum, needed)
+            got = 1 + len(rnd.acks)
+            all_done = rnd.done >= rnd.peers
+        if defects.enabled("quorum_hang"):
+            return self._hang_until_quorum(body, key, needed, rnd)
+        reason = "timeout" if all_done or got > 1 else "unreachable"
+        return QuorumOutcome(False, got, needed, reason)
+
+    def _replicate_aborting(self, body: bytes, key: str, needed: int) -> QuorumOutcome:
+        """Seeded defect fanout_abort: peer pushes start one at a time in random order and, once quorum is
+        met, the ones not yet started are dropped (the JoinSet::shutdown bug of r14)."""
+        order = list(self.peers)
+        random.shuffle(order)
+        acks = 0
+        deadline = time.monotonic() + self.timeout_s
+        for i, peer in enumerate(order):
+            if 1 + acks >= needed:
+                self._count("fanout_aborted", len(order) - i)
+                return QuorumOutcome(True, 1 + acks, needed)
+            if time.monotonic() >= deadline:
+                break
+            if self._push_with_retry(peer, body, key, None):
+                acks += 1
+        if 1 + acks >= needed:
+            return QuorumOutcome(True, 1 + acks, needed)
+        return QuorumOutcome(False, 1 + acks, needed, "timeout" if acks else "unreachable")
+
+    def _hang_until_quorum(self, body: bytes, key: str, needed: int, rnd: _Round) -> QuorumOutcome:
+        """Seeded defect quorum_hang: instead of answering 503, keep re-pushing every 250 ms (up to 120 s)."""
+        end = time.monotonic() + HANG_CAP_S
+        acked = set(rnd.acks)
+        while time.monotonic() < end and not self.stop.is_set():
+            for peer in self.peers:
+                if peer.id not in acked and self._attempt(peer, body, key):
+                    acked.add(peer.id)
+            if 1 + len(acked) >= needed:
+                return QuorumOutcome(True, 1 + len(acked), needed)
+            time.sleep(RETRY_DELAY_S)
+        return QuorumOutcome(False, 1 + len(acked), needed, "timeout")
+
+    def replicate_detached(self, mems: list[dict], *, catchup: bool = False) -> None:
+        """Push rows to every peer in the background without waiting (bulk catch-up, write-behind flush)."""
+        if not mems:
+            return
+        for i in range(0, len(mems), 1000):
+            chunk = mems[i:i + 1000]
+            body = self._push_body(chunk)
+            key = chunk[0]["id"]
+            for peer in self.peers:
+                if catchup:
+                    peer.pool.submit(self._attempt, peer, body, key, {"X-Catchup": "bulk"})
+                else:
+                    peer.pool.submit(self._push_with_retry, peer, body, key, None)
+
+    # ---- catch-up -----------------------------------------------------------------------------
+
+    def start_catchup(self) -> None:
+        """Start the pull loop (contract 4.5) unless disabled by interval 0 or a seeded defect."""
+        if self.catchup_interval_s <= 0 or defects.enabled("no_catchup") or defects.enabled("fanout_abort"):
+            return
+        self._catchup_thread = threading.Thread(target=self._catchup_loop, name="catchup", daemon=True)
+        self._catchup_thread.start()
+
+    def _catchup_loop(self) -> None:
+        delay = min(CATCHUP_FIRST_TICK_S, self.catchup_interval_s)
+        while not self.stop.wait(delay):
+            for peer in self.peers:
+                if self.stop.is_set():
+                    return
+                try:
+                    self.catchup_peer(peer)
+                except Exception as e:  # a bad peer must never kill the loop
+                    self._count("catchup_errors")
+                    log.warning("catch-up from %s failed: %s", peer.url, e)
+            delay = self.catchup_interval_s
+
+    def catchup_peer(self, peer: Peer) -> int:
+        """Pull rows newer than this peer's cursor, apply them with insert_if_newer; returns rows applied."""
+        if defects.enabled("skew_cursor"):
+            cursor: str | None = ts_in(-self.catchup_interval_s)
+        else:
+            cursor = self.store.sync_cursor(self.local_id, peer.id)
+        applied = 0
+        for _ in range(CATCHUP_MAX_PAGES):
+            path = f"/api/v1/sync/since?peer={quote(self.local_id, safe='')}"
+            if cursor:
+                path += f"&since={quote(cursor, safe='')}"
+            status, data = peer.request("GET", path)
+            if status != 200:
+                raise OSError(f"GET {peer.url}{path} -> {status}")
+            page = json.loads(data)
+            rows = page.get("memories") or []
+            newest = cursor
+            with self.store.transaction():
+                for raw in rows:
+                    try:
+                        mem = parse_memory(raw)
+                    except RefPeerError:
+                        continue
+                    if self.store.insert_if_newer(mem) in ("inserted", "updated"):
+                        applied += 1
+                    if newest is None or mem["updated_at"] > newest:
+                        newest = mem["updated_at"]
+                if newest and newest != cursor and not defects.enabled("skew_cursor"):
+                    self.store.set_sync_cursor(self.local_id, peer.id, newest)
+            limit = int(page.get("limit") or 500)
+            if len(rows) < limit or newest == cursor:
+                break
+            cursor = newest
+        self._count("catchup_applied", applied)
+        return applied
+
+    def close(self) -> None:
+        self.stop.set()
+        for p in self.peers:
+            with contextlib.suppress(Exception):
+                p.close()

@@ -1,0 +1,590 @@
+"""`serve`: the HTTP API of contract section 3 on a ThreadingHTTPServer (HTTP/1.1 keep-alive).
+
+The process that runs this is the server itself (no fork), so SIGKILL/SIGSTOP from a chaos harness hit it.
+SIGINT shuts down gracefully and checkpoints the WAL; SIGTERM keeps Python's default (immediate exit),
+like the real program. The DB lock is never held across a fan-out: a write commits, releases the lock,
+then waits for peer acks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from refpeer import VERSION, defects
+from refpeer.errors import Conflict, RefPeerError, ValidationError
+from refpeer.federation import Federation, parse_peers
+from refpeer.memory import (
+    TIERS,
+    agent_id_problem,
+    parse_create,
+    parse_memory,
+    parse_rfc3339,
+    parse_update,
+)
+from refpeer.store import Store
+
+log = logging.getLogger("refpeer.serve")
+
+MAX_BODY = 2 * 1024 * 1024
+LIST_DEFAULT, LIST_MAX = 20, 1000
+SINCE_DEFAULT, SINCE_MAX = 500, 10_000
+BATCH_MAX = 1000
+WRITE_BEHIND_FLUSH_S = 1.0
+GC_EVERY_S, CHECKPOINT_EVERY_S = 1800.0, 600.0
+
+
+class HttpError(Exception):
+    """A response decided before the handler finished: status, body (dict -> JSON, str -> text), headers."""
+
+    def __init__(self, status: int, body: dict | str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _hostname() -> str:
+    h = socket.gethostname() or "localhost"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in h)
+
+
+class WriteBehind:
+    """Seeded defect ack_before_durable: acknowledged writes wait in memory and are committed (and only then
+    fanned out) by a flusher every second, so a SIGKILL loses every write acknowledged since the last flush."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[str, str], dict] = {}
+        threading.Thread(target=self._loop, name="write-behind", daemon=True).start()
+
+    def has(self, title: str, namespace: str) -> dict | None:
+        with self.lock:
+            return self.pending.get((title, namespace))
+
+    def add(self, mem: dict) -> None:
+        with self.lock:
+            self.pending[(mem["title"], mem["namespace"])] = mem
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(WRITE_BEHIND_FLUSH_S)
+            with self.lock:
+                batch = list(self.pending.values())
+                self.pending.clear()
+            if not batch:
+                continue
+            try:
+                stored = [m for m, _ in self.app.store.store_many(batch, on_conflict="upsert")]
+            except RefPeerError as e:
+                log.error("write-behind flush failed: %s", e)
+                continue
+            if self.app.federation:
+                self.app.federation.replicate_detached(stored)
+
+
+class App:
+    """Everything the handlers share: the store, the federation, the settings."""
+
+    def __init__(self, store: Store, *, federation: Federation | None, local_id: str,
+                 default_on_conflict: str = "error") -> None:
+        self.store = store
+        self.federation = federation
+        self.local_id = local_id
+        self.default_on_conflict = default_on_conflict
+        self.write_behind = WriteBehind(self) if defects.enabled("ack_before_durable") else None
+        self.requests = 0
+
+    # ---- memories -------------------------------------------------------------------------------
+
+    def create(self, body: Any, headers: Any) -> tuple[int, dict, dict[str, str]]:
+        mem, on_conflict = parse_create(body, header_agent_id=headers.get("X-Agent-Id"),
+                                        default_on_conflict=self.default_on_conflict)
+        if self.write_behind is not None:
+            return self._create_write_behind(mem, on_conflict)
+        try:
+            stored, _created = self.store.store(mem, on_conflict=on_conflict)
+        except Conflict as e:
+            raise HttpError(409, e.body()) from e
+        out = {"id": stored["id"], "tier": stored["tier"], "namespace": stored["namespace"],
+               "title": stored["title"], "agent_id": stored["metadata"].get("agent_id")}
+        similar = self.store.similar_ids(stored["title"], stored["namespace"], stored["id"])
+        if similar:
+            out["potential_contradictions"] = similar
+        if self.federation is not None:
+            outcome = self.federation.replicate(stored)
+            if not outcome.ok:
+                raise HttpError(503, outcome.body(), {"Retry-After": "2"})
+            out["quorum_acks"] = outcome.acks
+        return 201, out, {}
+
+    def _create_write_behind(self, mem: dict, on_conflict: str) -> tuple[int, dict, dict[str, str]]:
+        assert self.write_behind is not None
+        existing = self.store.get_by_title(mem["title"], mem["namespace"]) or self.write_behind.has(
+            mem["title"], mem["namespace"])
+        if existing is not None and on_conflict == "error":
+            raise HttpError(409, Conflict(existing["id"], mem["title"], mem["namespace"]).body())
+        self.write_behind.add(mem)
+        out = {"id": mem["id"], "tier": mem["tier"], "namespace": mem["namespace"], "title": mem["title"],
+               "agent_id": mem["metadata"].get("agent_id")}
+        if self.federation is not None:
+            out["quorum_acks"] = self.federation.w
+        return 201, out, {}
+
+    def bulk(self, body: Any, headers: Any) -> tuple[int, dict, dict[str, str]]:
+        items = body.get("memories") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: expected a sequence")
+        if len(items) > BATCH_MAX:
+            raise HttpError(400, {"error": f"bulk create limited to {BATCH_MAX} memories per request"})
+        errors: list[dict] = []
+        mems: list[tuple[dict, str]] = []
+        for i, item in enumerate(items):
+            try:
+                mems.append(parse_create(item, header_agent_id=headers.get("X-Agent-Id"),
+                                         default_on_conflict=self.default_on_conflict))
+            except ValidationError as e:
+                errors.append({"index": i, "error": e.message})
+        stored: list[dict] = []
+        ids: list[str] = []
+        with self.store.transaction():
+            for mem, mode in mems:
+                try:
+                    s, _ = self.store.store(mem, on_conflict=mode)
+                except Conflict as e:
+                    errors.append({"title": mem["title"], "error": str(e), "existing_id": e.existing_id})
+                    continue
+                stored.append(s)
+                ids.append(s["id"])
+        if self.federation is not None:
+            self.federation.replicate_detached(stored, catchup=True)
+        return 200, {"created": len(stored), "ids": ids, "errors": errors}, {}
+
+    def list(self, q: dict[str, str]) -> dict:
+        limit = _q_int(q, "limit", LIST_DEFAULT)
+        offset = _q_int(q, "offset", 0)
+        limit = max(0, min(limit, LIST_MAX))
+        if defects.enabled("list_ignores_limit"):
+            limit = min(limit, LIST_DEFAULT)
+        agent = q.get("agent_id")
+        if agent is not None and agent_id_problem(agent):
+            raise HttpError(400, {"error": f"invalid agent_id: {agent_id_problem(agent)}"})
+        tier = q.get("tier")
+        if tier is not None and tier not in TIERS:
+            raise HttpError(400, f"Failed to deserialize query string: tier: unknown variant `{tier}`, "
+                                 "expected one of `short`, `mid`, `long`")
+        mems = self.store.list(namespace=q.get("namespace"), tier=tier, limit=limit, offset=max(0, offset),
+                               agent_id=agent, min_priority=_q_int(q, "min_priority", None),
+                               since=q.get("since"), until=q.get("until"), tag=q.get("tags"))
+        return {"count": len(mems), "memories": mems}
+
+    def update(self, id_: str, body: Any) -> dict:
+        fields = parse_update(body)
+        try:
+            mem = self.store.update(id_, fields)
+        except Conflict as e:
+            raise HttpError(409, e.body()) from e
+        if mem is None:
+            raise HttpError(404, {"error": "memory not found"})
+        if self.federation is not None:
+            outcome = self.federation.replicate(mem)
+            if not outcome.ok:
+                raise HttpError(503, outcome.body(), {"Retry-After": "2"})
+        return mem
+
+    def delete(self, id_: str) -> dict:
+        if not self.store.delete(id_):
+            raise HttpError(404, {"error": "memory not found"})
+        if self.federation is not None:
+            outcome = self.federation.replicate_deletion(id_)
+            if not outcome.ok:
+                raise HttpError(503, outcome.body(), {"Retry-After": "2"})
+        return {"deleted": True, "id": id_}
+
+    # ---- federation endpoints -------------------------------------------------------------------
+
+    def sync_push(self, body: Any, headers: Any) -> dict:
+        if not isinstance(body, dict):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: expected struct SyncPushBody")
+        sender = body.get("sender_agent_id")
+        if "sender_agent_id" not in body:
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: missing field `sender_agent_id`")
+        if not isinstance(sender, str):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: sender_agent_id: "
+                                 "invalid type, expected a string")
+        problem = agent_id_problem(sender)
+        if problem:
+            raise HttpError(400, {"error": f"invalid sender_agent_id: {problem}"})
+        if "memories" not in body:
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: missing field `memories`")
+        kinds = ("memories", "deletions", "archives", "restores", "links", "pendings", "pending_decisions",
+                 "namespace_meta", "namespace_meta_clears")
+        for kind in kinds:
+            val = body.get(kind)
+            if val is None:
+                continue
+            if not isinstance(val, list):
+                raise HttpError(422, f"Failed to deserialize the JSON body into the target type: {kind}: "
+                                     "invalid type, expected a sequence")
+            if len(val) > BATCH_MAX:
+                raise HttpError(400, {"error": f"sync_push limited to {BATCH_MAX} {kind} per request"})
+        dry_run = bool(body.get("dry_run", False))
+        parsed: list[dict | None] = []
+        for raw in body["memories"]:
+            try:
+                parsed.append(parse_memory(raw))
+            except ValidationError as e:
+                if e.status == 422:
+                    raise HttpError(422, e.message) from e
+                parsed.append(None)
+        counts = {"applied": 0, "noop": 0, "skipped": 0, "deleted": 0, "archived": 0, "restored": 0}
+        with self.store.transaction():
+            for mem in parsed:
+                if mem is None:
+                    counts["skipped"] += 1
+                    continue
+                if dry_run:
+                    exists = self.store.get_by_title(mem["title"], mem["namespace"]) is not None
+                    counts["noop" if exists else "applied"] += 1
+                    continue
+                result = self.store.insert_if_newer(mem)
+                counts["applied" if result in ("inserted", "updated") else result] += 1
+            if not dry_run:
+                for id_ in body.get("deletions") or []:
+                    if isinstance(id_, str) and self.store.delete(id_):
+                        counts["deleted"] += 1
+                ids = [i for i in body.get("archives") or [] if isinstance(i, str)]
+                counts["archived"] = self.store.archive(ids) if ids else 0
+                for id_ in body.get("restores") or []:
+                    if isinstance(id_, str) and self.store.archive_restore(id_) is not None:
+                        counts["restored"] += 1
+        receiver = headers.get("X-Agent-Id") or self.local_id
+        return {**counts, "links_applied": 0, "pendings_applied": 0, "pending_decisions_applied": 0,
+                "namespace_meta_applied": 0, "namespace_meta_cleared": 0, "dry_run": dry_run,
+                "receiver_agent_id": receiver, "receiver_clock": {"entries": {}}}
+
+    def sync_since(self, q: dict[str, str]) -> dict:
+        since = q.get("since")
+        if since is not None and parse_rfc3339(since) is None:
+            raise HttpError(400, {"error": "invalid `since` parameter — expected RFC 3339 timestamp"})
+        limit = max(1, min(_q_int(q, "limit", SINCE_DEFAULT), SINCE_MAX))
+        peer = q.get("peer")
+        if peer and not agent_id_problem(peer):
+            self.store.record_peer_seen(self.local_id, peer)
+        mems = self.store.since(since, limit)
+        return {"count": len(mems), "limit": limit, "updated_since": since,
+                "earliest_updated_at": mems[0]["updated_at"] if mems else None,
+                "latest_updated_at": mems[-1]["updated_at"] if mems else None, "memories": mems}
+
+    def health(self) -> tuple[int, dict]:
+        body: dict[str, Any] = {"status": "ok", "service": "ai-memory", "version": VERSION,
+                                "embedder_ready": False, "federation_enabled": self.federation is not None}
+        try:
+            self.store.query("SELECT COUNT(*) FROM memories")
+            self.store.query("SELECT rowid FROM memories_fts LIMIT 1")
+        except Exception as e:
+            body["status"] = "error"
+            body["error"] = str(e)
+            return 503, body
+        return 200, body
+
+    def metrics(self) -> str:
+        lines = [f"ai_memory_requests_total {self.requests}", f"ai_memory_memories {self.store.count()}"]
+        if self.federation is not None:
+            for k, v in sorted(self.federation.counters.items()):
+                lines.append(f"refpeer_{k}_total {v}")
+        return "\n".join(lines) + "\n"
+
+
+def _q_int(q: dict[str, str], key: str, default: int | None) -> Any:
+    v = q.get(key)
+    if v is None or v == "":
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        raise HttpError(400, f"Failed to deserialize query string: {key}: invalid digit found in string") from None
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests to the App. Responses go out in a single write (headers + body) to dodge Nagle."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ai-memory"
+    timeout = 300
+    app: App
+
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _send(self, status: int, body: bytes, ctype: str | None, headers: dict[str, str] | None = None) -> None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        lines = [f"HTTP/1.1 {status} {phrase}", f"date: {formatdate(usegmt=True)}", f"content-length: {len(body)}"]
+        if ctype:
+            lines.append(f"content-type: {ctype}")
+        for k, v in (headers or {}).items():
+            lines.append(f"{k.lower()}: {v}")
+        if self.close_connection:
+            lines.append("connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _reply(self, status: int, body: dict | str | None, headers: dict[str, str] | None = None) -> None:
+        if body is None:
+            self._send(status, b"", None, headers)
+        elif isinstance(body, str):
+            self._send(status, body.encode(), "text/plain; charset=utf-8", headers)
+        else:
+            self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers)
+
+    def _read_body(self) -> bytes:
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                total += size
+                if total > MAX_BODY:
+                    self.close_connection = True
+                    raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(3)
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _json_body(self) -> Any:
+        raw = self._read_body()
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if not (ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))):
+            raise HttpError(415, "Expected request with `Content-Type: application/json`")
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise HttpError(400, f"Failed to parse the request body as JSON: {e}") from None
+
+    def _dispatch(self, method: str) -> None:
+        app = self.app
+        app.requests += 1
+        parts = urlsplit(self.path)
+        path = parts.path
+        try:
+            q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True, strict_parsing=False).items()}
+        except ValueError:
+            self._reply(400, "Failed to deserialize query string")
+            return
+        try:
+            status, body, headers = self._route(method, path, q)
+        except HttpError as e:
+            if e.status in (413,) or self.close_connection:
+                self.close_connection = True
+            status, body, headers = e.status, e.body, e.headers
+        except ValidationError as e:
+            status, body, headers = e.status, ({"error": e.message} if e.status == 400 else e.message), {}
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            status, body, headers = 500, {"error": "internal server error"}, {}
+        try:
+            self._reply(status, body, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _route(self, method: str, path: str, q: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        app = self.app
+        if path == "/api/v1/health":
+            _allow(method, "GET")
+            status, body = app.health()
+            return status, body, {}
+        if path == "/api/v1/memories":
+            _allow(method, "GET", "POST")
+            if method == "GET":
+                return 200, app.list(q), {}
+            return app.create(self._json_body(), self.headers)
+        if path == "/api/v1/memories/bulk":
+            _allow(method, "POST")
+            return app.bulk(self._json_body(), self.headers)
+        if path.startswith("/api/v1/memories/"):
+            id_ = unquote(path[len("/api/v1/memories/"):])
+            if not id_ or "/" in id_:
+                raise HttpError(404)
+            _allow(method, "GET", "PUT", "DELETE")
+            if method == "GET":
+                mem = app.store.get(id_)
+                if mem is None:
+                    raise HttpError(404, {"error": "memory not found"})
+                return 200, {"memory": mem, "links": app.store.get_links(id_)}, {}
+            if method == "PUT":
+                return 200, app.update(id_, self._json_body()), {}
+            return 200, app.delete(id_), {}
+        if path == "/api/v1/stats":
+            _allow(method, "GET")
+            return 200, app.store.stats(), {}
+        if path == "/api/v1/namespaces":
+            _allow(method, "GET")
+            if "namespace" in q:
+                return 200, {"namespace": q["namespace"], "standard": None}, {}
+            return 200, {"namespaces": app.store.namespaces()}, {}
+        if path == "/api/v1/sync/push":
+            _allow(method, "POST")
+            return 200, app.sync_push(self._json_body(), self.headers), {}
+        if path == "/api/v1/sync/since":
+            _allow(method, "GET")
+            return 200, app.sync_since(q), {}
+        if path in ("/api/v1/recall", "/api/v1/search"):
+            _allow(method, "GET", "POST")
+            args = q if method == "GET" else (self._json_body() or {})
+            if not isinstance(args, dict):
+                raise HttpError(422, "Failed to deserialize the JSON body into the target type: expected a map")
+            text = str(args.get("context") or args.get("q") or args.get("query") or "")
+            ns = args.get("namespace")
+            if path.endswith("recall"):
+                limit = max(1, min(int(args.get("limit") or 10), 50))
+                mems = app.store.recall(text, limit=limit, namespace=ns)
+                return 200, {"count": len(mems), "memories": mems, "mode": "keyword",
+                             "tokens_used": sum((len(m["title"]) + len(m["content"])) // 4 + 1 for m in mems)}, {}
+            mems = app.store.search(text, limit=max(1, min(int(args.get("limit") or 20), 200)), namespace=ns)
+            return 200, {"count": len(mems), "results": mems}, {}
+        if path == "/api/v1/gc":
+            _allow(method, "POST")
+            n = app.store.gc()
+            return 200, {"expired_deleted": n, "archived": n}, {}
+        if path in ("/metrics", "/api/v1/metrics"):
+            _allow(method, "GET")
+            return 200, app.metrics(), {"Content-Type": "text/plain; version=0.0.4"}
+        raise HttpError(404)
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise HttpError(405, None, {"Allow": ", ".join(allowed)})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid number `{name}`")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+
+def serve_main(args: argparse.Namespace, db: str) -> None:
+    """Start the server in this process and block until SIGINT."""
+    logging.basicConfig(stream=sys.stdout, level=os.environ.get("AI_MEMORY_REF_LOG", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    peers = parse_peers(args.quorum_peers)
+    if args.quorum_writes < 0:
+        raise RefPeerError(f"--quorum-writes must be >= 0 (got {args.quorum_writes})")
+    if args.quorum_timeout_ms <= 0:
+        raise RefPeerError(f"--quorum-timeout-ms must be > 0 (got {args.quorum_timeout_ms})")
+    if args.catchup_interval_secs < 0:
+        raise RefPeerError(f"--catchup-interval-secs must be >= 0 (got {args.catchup_interval_secs})")
+    sync = os.environ.get("AI_MEMORY_REF_SYNCHRONOUS", "FULL").upper()
+    if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise RefPeerError(f"AI_MEMORY_REF_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA (got {sync})")
+    default_conflict = os.environ.get("AI_MEMORY_REF_ON_CONFLICT_DEFAULT", "error")
+    if default_conflict not in ("error", "merge", "version"):
+        raise RefPeerError(f"AI_MEMORY_REF_ON_CONFLICT_DEFAULT must be error, merge or version (got {default_conflict})")
+    store = Store(db, synchronous=sync)
+    local_id = f"host:{_hostname()}"
+    federation = None
+    if args.quorum_writes >= 1 and peers:
+        federation = Federation(store, peers, args.quorum_writes, args.quorum_timeout_ms,
+                                args.catchup_interval_secs, local_id)
+    app = App(store, federation=federation, local_id=local_id, default_on_conflict=default_conflict)
+    handler = type("BoundHandler", (Handler,), {"app": app})
+    try:
+        httpd = Server((args.host, args.port), handler)
+    except OSError as e:
+        store.close()
+        raise RefPeerError(f"cannot bind {args.host}:{args.port}: {e}") from e
+    stopping = threading.Event()
+
+    def on_sigint(_sig: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    threading.Thread(target=_maintenance, args=(store, stopping), name="maintenance", daemon=True).start()
+    if federation is not None:
+        federation.start_catchup()
+    active = sorted(defects.active())
+    log.info("ai-memory %s serve listening on http://%s:%d (db=%s, federation=%s%s)", VERSION, args.host,
+             httpd.server_address[1], db,
+             f"W={federation.w}/N={federation.n} peers={','.join(p.url for p in federation.peers)} "
+             f"timeout={args.quorum_timeout_ms}ms catchup={args.catchup_interval_secs}s" if federation else "off",
+             f", seeded defects: {','.join(active)}" if active else "")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    finally:
+        httpd.server_close()
+        if federation is not None:
+            federation.close()
+        store.close()
+        log.info("shutdown complete")
+
+
+def _maintenance(store: Store, stopping: threading.Event) -> None:
+    """GC expired rows every 30 min and checkpoint the WAL every 10 min, like the real daemon."""
+    last_gc = last_ckpt = time.monotonic()
+    while not stopping.wait(5.0):
+        now = time.monotonic()
+        try:
+            if now - last_gc >= GC_EVERY_S:
+                store.gc()
+                last_gc = now
+            if now - last_ckpt >= CHECKPOINT_EVERY_S:
+                store.checkpoint()
+                last_ckpt = now
+        except Exception as e:
+            log.warning("maintenance failed: %s", e)

@@ -1,0 +1,171 @@
+"""Three short summaries generated from a run's data: for an end user, a decision maker, an engineer.
+
+Each says what was tested, what it proved and what failed where, in that reader's terms. Nothing here is
+hand-written per run: every figure comes from the artifacts, and a claim is only made when the evidence
+for it is on disk (an error run claims nothing about the product).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from shipgate.models import Phase2Report, Phase3Report, Phase4Report
+from shipgate.report.load import RunData
+
+PLAIN: dict[int, str] = {
+    1: "the basics on each node (store, recall, stats, backup and restore, curator, MCP tools, version)",
+    2: "replication: concurrent writes from several agents reaching all three nodes, and quorum refusals "
+       "when peers are down",
+    3: "moving data between SQLite and Postgres and back, record by record",
+    4: "surviving crashes, network partitions, paused peers and clock skew while writing",
+}
+SHORT: dict[int, str] = {1: "functional", 2: "federation", 3: "migration", 4: "chaos"}
+
+
+@dataclass
+class Summary:
+    key: str
+    title: str
+    paragraphs: list[str]
+
+
+def _and(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def check_counts(data: RunData) -> Counter[str]:
+    return Counter(c.status for a in data.phases if a.report for c in a.report.checks)
+
+
+def phase_statuses(data: RunData) -> dict[int, str]:
+    """Worst status per phase over its artifacts (fail > error > skipped > pass)."""
+    rank = {"pass": 0, "skipped": 1, "error": 2, "fail": 3}
+    out: dict[int, str] = {}
+    for a in data.phases:
+        s = a.status
+        if a.phase not in out or rank.get(s, 2) > rank.get(out[a.phase], 2):
+            out[a.phase] = s
+    return out
+
+
+def target_name(data: RunData) -> str:
+    s = data.summary
+    if s and s.target and s.target.version:
+        return s.target.version
+    for a in data.phases:
+        version = getattr(a.report, "version", None)
+        if version:
+            return version
+    if s and s.ai_memory_git_ref:
+        return f"ai-memory {s.ai_memory_git_ref}"
+    return "the target"
+
+
+def _facts(data: RunData) -> list[str]:
+    """Headline figures the evidence supports (writes acknowledged, lost, migrated, chaos cycles)."""
+    out: list[str] = []
+    for a in data.phases:
+        r = a.report
+        if isinstance(r, Phase2Report) and r.ok is not None and r.total_writes is not None:
+            missing = sum(len(v) for v in r.missing_writes.values())
+            out.append(f"{r.ok} of {r.total_writes} concurrent writes were acknowledged"
+                       + (f", {missing} acknowledged writes were missing somewhere at the deadline" if missing else ""))
+        elif isinstance(r, Phase3Report) and r.src_count is not None:
+            out.append(f"{r.src_count} memories went SQLite → Postgres → SQLite and {r.dst_count} came back")
+        elif isinstance(r, Phase4Report):
+            cycles = sum(f.cycles_run for f in r.faults.values())
+            lost = sum(len(f.lost) for f in r.faults.values())
+            if cycles:
+                out.append(f"{cycles} chaos cycles ran across {len(r.faults)} fault classes with {lost} "
+                           "acknowledged writes lost")
+            elif r.convergence_by_fault:
+                out.append("chaos convergence bounds were recorded for " + _and(sorted(r.convergence_by_fault)))
+    return out
+
+
+def _failures(data: RunData, limit: int = 6) -> list[str]:
+    """Where it broke: failing/erroring checks and unreadable artifacts, named by file and check id."""
+    out: list[str] = []
+    for a in data.phases:
+        if a.report is None:
+            out.append(f"{a.name}: {a.issue or 'unreadable'}")
+            continue
+        for c in a.report.checks:
+            if c.status in ("fail", "error"):
+                out.append(f"{a.name}: {c.reason()}")
+    for i in data.issues:
+        out.append(f"{i.file}: {i.message}")
+    if len(out) > limit:
+        return [*out[:limit], f"… and {len(out) - limit} more (see the phases below)"]
+    return out
+
+
+def summaries(data: RunData) -> list[Summary]:
+    statuses = phase_statuses(data)
+    requested = list(data.summary.phases_requested) if data.summary else sorted(statuses)
+    counts = check_counts(data)
+    target = target_name(data)
+    tested = _and([PLAIN[p] for p in requested if p in PLAIN]) or "nothing (no phase was requested)"
+    failed_phases = [p for p, s in sorted(statuses.items()) if s == "fail"]
+    error_phases = [p for p, s in sorted(statuses.items()) if s not in ("pass", "fail")]
+    missing = [p for p in requested if p not in statuses]
+    facts = _facts(data)
+    v = data.verdict
+
+    # End user
+    if v == "pass":
+        user = [f"{target} was tested for {tested}. Every check passed."]
+        if facts:
+            user.append("In numbers: " + "; ".join(facts) + ".")
+    elif v == "fail":
+        user = [f"{target} was tested for {tested}. It is not ready: it broke a promise in "
+                + _and([PLAIN[p] for p in failed_phases]) + "."]
+        user.append("Until a fixed version passes, memories written under these conditions may not be "
+                    "stored, replicated or migrated as expected.")
+    else:
+        user = [f"{target} was meant to be tested for {tested}, but the gate could not finish its checks, "
+                "so this run says nothing either way about the product."]
+    if data.upstream and data.summary and data.summary.upstream:
+        up = data.summary.upstream.overall_pass
+        user.append(f"This run was imported from the previous gate, which recorded overall_pass = "
+                    f"{'true' if up else 'false' if up is False else 'nothing'}; our re-audit says {v}.")
+
+    # Decision maker
+    verb = {"pass": "Ship it: the release may be tagged.", "fail": "Do not tag: the product broke an invariant.",
+            "error": "Do not tag yet: the gate could not establish the facts; fix the gate or environment "
+                     "and re-run."}.get(v, "Do not tag: the verdict is unknown.")
+    n_phases = len(requested)
+    n_pass = sum(1 for p in requested if statuses.get(p) == "pass")
+    boss = [f"Verdict {v.upper()} (exit code {data.exit_code if data.exit_code is not None else 'unknown'}). {verb}",
+            f"{n_pass} of {n_phases} requested phases passed; checks: {counts.get('pass', 0)} passed, "
+            f"{counts.get('fail', 0)} failed, {counts.get('error', 0)} could not be established, "
+            f"{counts.get('skipped', 0)} skipped."]
+    if failed_phases:
+        boss.append("Broken: " + _and([f"phase {p} ({SHORT[p]})" for p in failed_phases]) + ".")
+    if error_phases or missing:
+        boss.append("Without evidence: " + _and([f"phase {p} ({SHORT.get(p, '?')})" for p in
+                                                 sorted(set(error_phases + missing))]) + ".")
+    if data.summary and data.summary.duration_s is not None:
+        boss.append(f"The campaign took {data.summary.duration_s / 60:.1f} minutes.")
+
+    # Engineer
+    eng: list[str] = []
+    ops = sum(len(v) for v in data.operations.values())
+    completions = sum(1 for evs in data.operations.values() for e in evs if e.type != "invoke")
+    eng.append(f"Evidence: {len(data.phases)} phase artifacts, {ops} history events ({completions} completed "
+               f"operations) in {len(data.operations)} history files, {len(data.cycles)} chaos cycle records.")
+    if facts:
+        eng.append("; ".join(facts) + ".")
+    fails = _failures(data)
+    if fails:
+        eng.append("Where it went wrong: " + " | ".join(fails))
+    elif v == "pass":
+        eng.append("No check failed or errored; every requested artifact loaded and validated.")
+    return [
+        Summary("user", "For people who use ai-memory", user),
+        Summary("decision", "For the release decision", boss),
+        Summary("engineer", "For engineers", eng),
+    ]

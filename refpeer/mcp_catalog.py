@@ -276,7 +276,7 @@ def resolve_profile(value: str | None) -> tuple[str, tuple[str, ...]]:
         elif token in FAMILIES:
             families.add(token)
         else:
-            raise ProfileError(f"unknown family '{token}' (valid: {', '.join(NAMED_PROFILES)} or a comma list "
+            raise ProfileError(f"{value}: unknown family '{token}' (valid: {', '.join(NAMED_PROFILES)} or a comma list "
                                f"of {', '.join(FAMILIES)})")
     families.add("core")
     names = tuple(n for n in FULL_ORDER if TOOLS[n].family in families or n in ALWAYS_ON)

@@ -92,6 +92,15 @@ class _Read:
     state: str = "ok"
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (and jq, which wrote upstream's files) does not."""
+    raise _NotJson(f"{name} is not a JSON value")
+
+
 def _read_json(path: Path) -> tuple[bytes, _Read]:
     try:
         raw = path.read_bytes()
@@ -106,7 +115,9 @@ def _read_json(path: Path) -> tuple[bytes, _Read]:
     if not text.strip():
         return raw, _Read(problem=f"{path.name} is blank ({len(raw)} bytes of whitespace)", state="empty")
     try:
-        return raw, _Read(data=json.loads(text))
+        return raw, _Read(data=json.loads(text, parse_constant=_no_constant))
+    except _NotJson as exc:
+        return raw, _Read(problem=f"{path.name} is not JSON: {exc}", state="not_json")
     except json.JSONDecodeError as exc:
         first = text.strip().splitlines()[0][:60]
         return raw, _Read(problem=f"{path.name} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -159,16 +170,12 @@ def convert_phase(data: Any, phase: int, name: str) -> PhaseReportBase:
         if key in fields:
             fields[key] = _status_text(fields[key])
     if phase == 2 and isinstance(fields.get("counts"), dict):
-        counts = {k: _int_like(v) for k, v in fields["counts"].items()}
-        if counts != fields["counts"]:
-            extra["counts"] = fields["counts"]
-        fields["counts"] = counts
+        fields["counts"] = {k: _int_like(v) for k, v in fields["counts"].items()}
     if phase == 1 and not isinstance(fields.get("host"), str):
         raise ImportProblem(f"{name} has no host name (found {fields.get('host')!r})")
     model_cls = PHASE_MODELS[phase]
     for _ in range(len(SEPARABLE) + 1):
-        probe = model_cls.model_construct(**{**fields, "pass_": fields.get("pass")})
-        checks = reaudit(phase, probe, name)
+        checks = reaudit(phase, fields, name)
         if RECONSTRUCTED in fields:
             checks.append(Check.error(f"{_prefix(phase, name)}.provenance", "original gate output",
                                       f"reconstructed by hand from {json.dumps(fields[RECONSTRUCTED])}: "
@@ -211,96 +218,101 @@ def _equals(cid: str, observed: Any, expected: Any, what: str) -> Check:
     return Check.of(cid, expected, observed, observed == expected)
 
 
-def reaudit(phase: int, r: Any, name: str) -> list[Check]:
-    """Checks that re-derive a phase's verdict from upstream's numbers (plus the obvious sanity checks)."""
+def _get(d: Any, *path: str) -> Any:
+    """A nested value of upstream JSON, or None when any step is missing or not an object."""
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def reaudit(phase: int, d: dict[str, Any], name: str) -> list[Check]:
+    """Checks that re-derive a phase's verdict from upstream's recorded values (plus obvious sanity checks)."""
     p = _prefix(phase, name)
-    checks = [Check.of(f"{p}.upstream_pass", True, r.pass_, r.pass_ is True,
-                       None if r.pass_ else "upstream itself marked this phase failed: " + "; ".join(r.reasons))]
+    passed = d.get("pass")
+    checks = [Check.of(f"{p}.upstream_pass", True, passed, passed is True,
+                       None if passed is True else "upstream itself marked this phase failed: "
+                       + "; ".join(_clean_reasons(d.get("reasons"))))]
     if phase == 1:
-        stats, curator = getattr(r, "stats", None), getattr(r, "curator", None)
-        total = stats.get("total") if isinstance(stats, dict) else getattr(stats, "total", None)
-        errors = curator.get("errors") if isinstance(curator, dict) else getattr(curator, "errors", None)
+        errors = _get(d, "curator", "errors")
         checks += [
-            _at_least(f"{p}.stats.total", total, 1, "stats.total"),
-            _at_least(f"{p}.recall_count", getattr(r, "recall_count", None), 1, "recall_count"),
-            _equals(f"{p}.snapshot_count", getattr(r, "snapshot_count", None), 1, "snapshot_count"),
-            _equals(f"{p}.manifest_count", getattr(r, "manifest_count", None), 1, "manifest_count"),
+            _at_least(f"{p}.stats.total", _get(d, "stats", "total"), 1, "stats.total"),
+            _at_least(f"{p}.recall_count", d.get("recall_count"), 1, "recall_count"),
+            _equals(f"{p}.snapshot_count", d.get("snapshot_count"), 1, "snapshot_count"),
+            _equals(f"{p}.manifest_count", d.get("manifest_count"), 1, "manifest_count"),
             (Check.of(f"{p}.curator.errors", "<= 1", len(errors), len(errors) <= 1) if isinstance(errors, list)
              else Check.error(f"{p}.curator.errors", "<= 1", "upstream recorded no curator report")),
-            _at_least(f"{p}.mcp_tool_count", getattr(r, "mcp_tool_count", None), MIN_MCP_TOOLS, "mcp_tool_count"),
+            _at_least(f"{p}.mcp_tool_count", d.get("mcp_tool_count"), MIN_MCP_TOOLS, "mcp_tool_count"),
         ]
     elif phase == 2:
-        checks += _reaudit_phase2(r)
+        checks += _reaudit_phase2(d)
     elif phase == 3:
-        checks += _reaudit_phase3(r)
+        checks += _reaudit_phase3(d)
     elif phase == 4:
-        checks += _reaudit_phase4(r)
+        checks += _reaudit_phase4(d)
     return checks
 
 
-def _reaudit_phase2(r: Any) -> list[Check]:
-    ok, counts = getattr(r, "ok", None), getattr(r, "counts", None)
+def _reaudit_phase2(d: dict[str, Any]) -> list[Check]:
+    ok = d.get("ok")
     checks: list[Check] = []
     if not _num(ok):
-        checks.append(Check.error("phase2.ok", "> 0", "upstream recorded no ok count", observed=ok))
+        checks.append(Check.error("phase2.ok", "> 0", "upstream recorded no usable ok count", observed=ok))
     else:
         checks.append(Check.of("phase2.ok", "> 0", ok, ok > 0,
                                None if ok > 0 else "nothing was acknowledged: node counts prove nothing"))
         floor = math.floor(0.95 * ok)
         for node in ("a", "b", "c"):
-            value = counts.get(node) if isinstance(counts, dict) else None
-            checks.append(_at_least(f"phase2.counts.{node}", value, floor, f"count for node {node}"))
-    parts = [getattr(r, k, None) for k in ("ok", "quorum_not_met", "fail")]
-    total = getattr(r, "total_writes", None)
+            checks.append(_at_least(f"phase2.counts.{node}", _get(d, "counts", node), floor, f"count for node {node}"))
+    parts = [d.get(k) for k in ("ok", "quorum_not_met", "fail")]
+    total = d.get("total_writes")
     if all(_num(x) for x in [*parts, total]):
         checks.append(Check.of("phase2.accounting", total, sum(parts), sum(parts) == total,
                                "ok + quorum_not_met + fail must equal total_writes"))
     else:
         checks.append(Check.error("phase2.accounting", "ok + quorum_not_met + fail == total_writes",
                                   "upstream recorded incomplete write counts"))
-    checks.append(_equals("phase2.probe1_single_peer_down", getattr(r, "probe1_single_peer_down", None), "201",
+    checks.append(_equals("phase2.probe1_single_peer_down", d.get("probe1_single_peer_down"), "201",
                           "probe 1 result"))
-    checks.append(_equals("phase2.probe2_both_peers_down", getattr(r, "probe2_both_peers_down", None), "503",
+    checks.append(_equals("phase2.probe2_both_peers_down", d.get("probe2_both_peers_down"), "503",
                           "probe 2 result"))
     return checks
 
 
-def _leg(r: Any, key: str) -> dict[str, Any] | None:
-    value = getattr(r, key, None)
-    if value is None:
-        return None
-    return value if isinstance(value, dict) else value.model_dump()
-
-
-def _reaudit_phase3(r: Any) -> list[Check]:
-    fwd, idem, rev = (_leg(r, k) for k in ("report_forward", "report_idempotent", "report_reverse"))
+def _reaudit_phase3(d: dict[str, Any]) -> list[Check]:
     checks: list[Check] = []
-    for label, leg in (("forward", fwd), ("idempotent", idem), ("reverse", rev)):
-        if leg is None:
-            checks.append(Check.error(f"phase3.{label}", "a migrate report", f"upstream recorded no report_{label}"))
+    legs = {label: d.get(f"report_{label}") for label in ("forward", "idempotent", "reverse")}
+    for label, leg in legs.items():
+        if not isinstance(leg, dict):
+            checks.append(Check.error(f"phase3.{label}", "a migrate report",
+                                      f"upstream recorded no usable report_{label}", observed=leg))
             continue
         errs = leg.get("errors")
+        clean = errs == []
+        detail = None if clean else ("; ".join(map(str, errs))[:300] if isinstance(errs, list) else "no error list")
         checks.append(Check.of(f"phase3.{label}.errors", 0, len(errs) if isinstance(errs, list) else errs,
-                               errs == [], None if errs == [] else "; ".join(map(str, errs or []))[:300] or None))
-    if fwd is not None:
+                               clean, detail))
+    fwd, idem = legs["forward"], legs["idempotent"]
+    if isinstance(fwd, dict):
         checks.append(_equals("phase3.forward.memories_read", fwd.get("memories_read"), PHASE3_SEED, "rows read"))
         checks.append(_equals("phase3.forward.memories_written", fwd.get("memories_written"),
                               fwd.get("memories_read"), "rows written"))
-    if idem is not None:
+    if isinstance(idem, dict):
         checks.append(_equals("phase3.idempotent.memories_written", idem.get("memories_written"), PHASE3_SEED,
                               "rows written on the re-run"))
-    src, dst = getattr(r, "src_count", None), getattr(r, "dst_count", None)
+    src, dst = d.get("src_count"), d.get("dst_count")
     if _num(src) and _num(dst):
         checks.append(Check.of("phase3.src_count==dst_count", src, dst, src == dst and src > 0))
     else:
         checks.append(Check.error("phase3.src_count==dst_count", "src_count == dst_count",
-                                  "upstream recorded no row counts", observed=[src, dst]))
+                                  "upstream recorded no usable row counts", observed=[src, dst]))
     checks.append(Check.skipped("phase3.content", "upstream compared counts only; no record-by-record evidence"))
     return checks
 
 
-def _reaudit_phase4(r: Any) -> list[Check]:
-    bounds = getattr(r, "convergence_by_fault", None)
+def _reaudit_phase4(d: dict[str, Any]) -> list[Check]:
+    bounds = d.get("convergence_by_fault")
     if not isinstance(bounds, dict) or not bounds:
         return [Check.error("phase4.convergence_by_fault", f">= {BOUND_PASS} per fault class",
                             "no fault class produced a bound: a timed-out class passed vacuously upstream",
@@ -506,8 +518,18 @@ def run_dirs(src: Path) -> list[Path]:
 
 
 def import_upstream(src: str | Path, out_root: str | Path) -> list[AuditRow]:
-    """Import every run folder under `src` into `out_root`; one audit row per run."""
-    return [import_run(d, Path(out_root)) for d in run_dirs(Path(src))]
+    """Import every run folder under `src` into `out_root`; one audit row per run.
+
+    One run that cannot be imported (a bug here, a full disk) is reported as an error row; the batch goes on.
+    """
+    rows = []
+    for d in run_dirs(Path(src)):
+        try:
+            rows.append(import_run(d, Path(out_root)))
+        except Exception as exc:  # the batch boundary: one bad run must not hide the others
+            why = f"import failed: {type(exc).__name__}: {exc}"
+            rows.append(AuditRow(d.name, None, "error", why, None, [why]))
+    return rows
 
 
 def audit_table(rows: list[AuditRow], width: int = 160) -> str:

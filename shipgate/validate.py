@@ -76,7 +76,10 @@ def _closest(err: SchemaError) -> SchemaError:
     matching = [errs for errs in branches.values()
                 if not any(e.validator == "const" and list(e.relative_path) == ["phase"] for e in errs)]
     chosen = matching[0] if len(matching) == 1 else list(err.context or [])
-    return best_match(chosen) or err
+    best = best_match(chosen) or err
+    if best is not err and best.validator in ("oneOf", "anyOf") and best.context:
+        return _closest(best)
+    return best
 
 
 def _decode(raw: bytes) -> tuple[str | None, str | None]:
@@ -92,9 +95,20 @@ def _decode(raw: bytes) -> tuple[str | None, str | None]:
     return text, None
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"not JSON: {name} is not a JSON value")
+
+
 def _parse_json(text: str) -> tuple[Any, str | None]:
+    """Strict JSON: Python's json would accept NaN and Infinity, which no JSON reader does."""
     try:
-        return json.loads(text), None
+        return json.loads(text, parse_constant=_no_constant), None
+    except _NotJson as exc:
+        return None, str(exc)
     except json.JSONDecodeError as exc:
         start = text.lstrip()[:40].splitlines()[0] if text.strip() else ""
         return None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (text starts {start!r})"
@@ -180,7 +194,8 @@ def validate_run(run_dir: str | Path, schema_dir: Path = SCHEMA_DIR) -> list[Pro
     if not loaded and not problems:
         problems.append(Problem(str(run_dir), "", "no artifacts: the folder holds no JSON evidence"))
     summary = loaded.get("campaign-summary.json")
-    if isinstance(summary, CampaignSummary):
+    broken = any(isinstance(v, ArtifactError) for v in loaded.values())
+    if isinstance(summary, CampaignSummary) and not broken:
         problems.extend(_cross_check(summary, loaded))
     return problems
 

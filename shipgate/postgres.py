@@ -137,7 +137,8 @@ class PostgresServer:
         user = ensure_os_user(self.os_user)
         bins = bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._check_traversable(user)
+        self._check_traversable(user, self.data_dir)
+        self._check_traversable(user, bins / "postgres")
         os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         self._prepare_socket_dir(user)
         if not (self.pgdata / "PG_VERSION").is_file():
@@ -164,9 +165,10 @@ class PostgresServer:
             self.stop()
             raise
 
-    def _check_traversable(self, user: pwd.struct_passwd) -> None:
-        """Fail clearly when a parent directory is closed to `os_user` (e.g. pytest's 0700 base temp dir)."""
-        for parent in self.data_dir.parents:
+    def _check_traversable(self, user: pwd.struct_passwd, path: Path) -> None:
+        """Fail clearly when a parent directory of `path` (the data dir, or the bundled binaries) is closed to
+        `os_user`, e.g. pytest's 0700 base temp dir or a virtualenv under /root."""
+        for parent in path.parents:
             st = parent.stat()
             if st.st_uid == user.pw_uid:
                 continue

@@ -395,6 +395,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self.close_connection = True
+            if length <= 8 * MAX_BODY:  # drain, so a client still sending sees the 413, not a broken pipe
+                left = length
+                while left > 0 and (chunk := self.rfile.read(min(left, 1 << 16))):
+                    left -= len(chunk)
             raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
         return self.rfile.read(length) if length > 0 else b""
 

@@ -296,3 +296,14 @@ def test_usage_errors() -> None:
     assert "--to" in proc.stderr
     helped = run("migrate", "--help")
     assert helped.returncode == 0 and "--from" in helped.stdout and "postgres://" in helped.stdout
+
+
+def test_postgresql_scheme_and_global_json_flag(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed(src, 2)
+    url = pg_url.replace("postgres://", "postgresql://", 1)
+    proc = run("--json", "migrate", "--from", f"sqlite://{src}", "--to", url)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["to_url"] == url and report["memories_written"] == 4
+    assert len(pg_rows(pg_url)) == 4

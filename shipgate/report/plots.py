@@ -139,11 +139,17 @@ def convergence_plots(report: Phase2Report) -> list[Plot]:
             Bar(node, None, note=f"did not converge{f' within {deadline:g} s' if deadline else ''}")
             for node, t in sorted(report.time_to_converge_s.items())
         ]
+        values = [b.value for b in bars if b.value is not None]
+        # The deadline line only when it is on the same scale as the data; otherwise it would flatten the bars.
+        near = deadline is not None and bool(values) and max(values) >= deadline / 4
+        caption = "seconds until each node held every acknowledged write"
+        if deadline is not None:
+            caption += f" (deadline {deadline:g} s)"
         out.append(Plot("converge-phase2", "time to converge", bar_chart(
             bars, title="Phase 2 — time to converge per node", x_label="seconds after the burst",
-            threshold=deadline, threshold_label=f"deadline {deadline:g} s" if deadline else "",
+            threshold=deadline if near else None, threshold_label=f"deadline {deadline:g} s" if near else "",
             value_fmt="{:.2f} s",
-        ), "seconds until each node held every acknowledged write"))
+        ), caption))
     if report.counts and report.ok is not None:
         ok = report.ok
         bars = [

@@ -273,11 +273,6 @@ def campaign_context(data: RunData) -> dict[str, Any]:
         analysis = _safe("analysis.md", lambda: Markup(render_markdown(data.analysis_md or "")), problems, None)
     upstream = data.summary.upstream if data.summary else None
     facts = _safe("the facts", lambda: _facts(data), problems, [("campaign", data.campaign_id)])
-    if upstream is not None:
-        facts.append(("upstream run", upstream.run_dir))
-        facts.extend(("upstream note", n) for n in upstream.notes)
-        facts.extend((f"upstream file {f.name}", f"{f.state}, {f.bytes} bytes" + (f": {f.detail}" if f.detail else ""))
-                     for f in upstream.files)
     view = {
         "campaign_id": data.campaign_id,
         "verdict": data.verdict if data.verdict in ("pass", "fail", "error") else "unknown",

@@ -8,18 +8,18 @@ for it is on disk (an error run claims nothing about the product).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipgate.models import Phase2Report, Phase3Report, Phase4Report
 from shipgate.report.load import RunData
 
 PLAIN: dict[int, str] = {
-    1: "the basics on each node (store, recall, stats, backup and restore, curator, MCP tools, version)",
-    2: "replication: concurrent writes from several agents reaching all three nodes, and quorum refusals "
-       "when peers are down",
-    3: "moving data between SQLite and Postgres and back, record by record",
+    1: "the basics on every node (store, recall, backup and restore, MCP tools)",
+    2: "replication of concurrent writes to all three nodes, and refusing writes when a quorum is lost",
+    3: "moving data between SQLite and Postgres without losing or changing a record",
     4: "surviving crashes, network partitions, paused peers and clock skew while writing",
 }
+BRIEF: dict[int, str] = {1: "the basics", 2: "replication", 3: "migration", 4: "resilience under faults"}
 SHORT: dict[int, str] = {1: "functional", 2: "federation", 3: "migration", 4: "chaos"}
 
 
@@ -28,6 +28,7 @@ class Summary:
     key: str
     title: str
     paragraphs: list[str]
+    items: list[str] = field(default_factory=list)
 
 
 def _and(items: list[str]) -> str:
@@ -108,7 +109,7 @@ def summaries(data: RunData) -> list[Summary]:
     requested = list(data.summary.phases_requested) if data.summary else sorted(statuses)
     counts = check_counts(data)
     target = target_name(data)
-    tested = _and([PLAIN[p] for p in requested if p in PLAIN]) or "nothing (no phase was requested)"
+    tested = _and([BRIEF[p] for p in requested if p in BRIEF]) or "nothing (no phase was requested)"
     failed_phases = [p for p, s in sorted(statuses.items()) if s == "fail"]
     error_phases = [p for p, s in sorted(statuses.items()) if s not in ("pass", "fail")]
     missing = [p for p in requested if p not in statuses]
@@ -117,17 +118,19 @@ def summaries(data: RunData) -> list[Summary]:
 
     # End user
     if v == "pass":
-        user = [f"{target} was tested for {tested}. Every check passed."]
+        user = [f"{target} was tested on a three-node cluster for {tested}. Every check passed: "
+                + _and([PLAIN[p] for p in requested if p in PLAIN]) + " all behaved as promised."]
         if facts:
             user.append("In numbers: " + "; ".join(facts) + ".")
     elif v == "fail":
-        user = [f"{target} was tested for {tested}. It is not ready: it broke a promise in "
-                + _and([PLAIN[p] for p in failed_phases]) + "."]
+        user = [f"{target} was tested on a three-node cluster for {tested}. It is not ready: it broke a "
+                "promise in " + _and([PLAIN[p] for p in failed_phases]) + "."]
         user.append("Until a fixed version passes, memories written under these conditions may not be "
                     "stored, replicated or migrated as expected.")
     else:
         user = [f"{target} was meant to be tested for {tested}, but the gate could not finish its checks, "
-                "so this run says nothing either way about the product."]
+                "so this run says nothing either way about the product. Nothing is known to be broken, and "
+                "nothing is known to work."]
     if data.upstream and data.summary and data.summary.upstream:
         up = data.summary.upstream.overall_pass
         user.append(f"This run was imported from the previous gate, which recorded overall_pass = "
@@ -161,11 +164,11 @@ def summaries(data: RunData) -> list[Summary]:
         eng.append("; ".join(facts) + ".")
     fails = _failures(data)
     if fails:
-        eng.append("Where it went wrong: " + " | ".join(fails))
+        eng.append("Where it went wrong:")
     elif v == "pass":
         eng.append("No check failed or errored; every requested artifact loaded and validated.")
     return [
         Summary("user", "For people who use ai-memory", user),
         Summary("decision", "For the release decision", boss),
-        Summary("engineer", "For engineers", eng),
+        Summary("engineer", "For engineers", eng, fails),
     ]

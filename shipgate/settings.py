@@ -62,6 +62,11 @@ class Phase4Settings(_Strict):
     quorum_timeout_ms: int = 2000
     catchup_interval_secs: float = 1.0
     convergence_deadline_s: float = 30.0
+    burst_s: float = Field(1.2, gt=0, description="paced length of a cycle's burst (rate = writes / burst_s)")
+    concurrency: int = Field(4, ge=1, description="concurrent writers of a burst (reduced to divide writes)")
+    fault_window_ms: int = Field(500, ge=1, description="how long a partition or a pause lasts before healing")
+    class_budget_s: float | None = Field(
+        None, gt=0, description="time budget of one fault class; None: 60 s + 6 s per cycle. Over it: timed_out")
 
     @field_validator("faults")
     @classmethod

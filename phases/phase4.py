@@ -1,0 +1,537 @@
+"""Phase 4: the chaos campaign. Four real fault classes, each over many short cycles, judged by the checker.
+
+Jepsen's split is kept: the *client* is the host agent's `burst` (run on the chaos host over SSH, in a
+thread), the *nemesis* is `shipgate.nemesis` (iptables, SIGSTOP, SIGKILL, libfaketime), driven here at a
+moment drawn from a recorded seed, and the *checker* (`shipgate.checker`) only sees the operation
+history and the final reads of every node.
+
+Per class the cluster is started once (fresh databases) and reused across cycles; each cycle has its own
+namespace. Per cycle: a paced burst of writes to the leader; the fault lands mid-burst (partition and
+pause heal after `fault_window_ms`; a killed leader restarts on the same database after the burst, so
+crash recovery is part of the test); convergence is polled with a deadline; the checker judges.
+
+`clock_skew_peer`: node-c always runs under a libfaketime offset (read back from the process as
+evidence). A skewed clock alone changes nothing a reader can see while every fan-out reaches node-c, so
+at the cycle's fault moment node-c *rejoins*: it is SIGKILLed and restarted on the same database under
+the offset, misses the writes of its downtime, and must repair them through catch-up while its clock is
+wrong (the class of the `skew_cursor` defect: a cursor derived from the local clock).
+
+A class that exceeds its time budget is `timed_out` and an error: it never passes vacuously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from phases.common import PhaseContext, Stopwatch, write_history
+from shipgate import checker, service
+from shipgate.atomic import write_text
+from shipgate.hosts import CommandResult, HostError
+from shipgate.models import Check, FaultResult, Phase4Report
+from shipgate.service import WORKDIR, ServeSpec, ServiceError
+from shipgate.settings import Phase4Settings
+
+LOCAL_PORTS = (19077, 19078, 19079)
+SERVE_NAME = "phase4"
+FAULT_FRACTION = (0.15, 0.5)  # the fault moment, as a fraction of the burst, drawn per cycle
+POLL_INTERVAL_S = 0.2
+
+
+@dataclass
+class Node:
+    """One `serve` of the chaos cluster: where it runs, how others reach it, and its current PID."""
+
+    name: str
+    host: str
+    url: str
+    spec: ServeSpec
+    pid: int | None = None
+
+
+@dataclass
+class Cluster:
+    """The three nodes in upstream order (node0 = the leader that takes the writes)."""
+
+    nodes: list[Node]
+    topology: str
+
+    @property
+    def leader(self) -> Node:
+        return self.nodes[0]
+
+    def by_role(self, index: int) -> Node:
+        return self.nodes[index]
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+
+@dataclass
+class FaultOutcome:
+    """What the nemesis did in one cycle, and whether the evidence shows it took effect."""
+
+    kind: str
+    target: str
+    started_at: float | None = None
+    healed_at: float | None = None
+    applied: bool | None = None
+    evidence: list[str] = field(default_factory=list)
+    problem: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ClassAborted(RuntimeError):
+    """The class cannot go on (cluster down, a node would not restart): an `error`, named."""
+
+
+def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
+    """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape."""
+    db = f"{WORKDIR}/phase4-{fault}.db"
+    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": s.catchup_interval_secs,
+              "name": SERVE_NAME}
+    nodes: list[Node] = []
+    if s.topology == "local":
+        urls = [f"http://127.0.0.1:{p}" for p in LOCAL_PORTS]
+        for i, port in enumerate(LOCAL_PORTS):
+            fed = {"quorum_writes": 2, "peers": urls[1:]} if i == 0 else {}
+            spec = ServeSpec(host="chaos", port=port, bind="127.0.0.1", db=f"{WORKDIR}/phase4-{fault}-node{i}.db",
+                             **fed, **common)
+            nodes.append(Node(f"node-{i}", "chaos", urls[i], spec))
+    else:
+        inv = ctx.inventory
+        names = ("node-a", "node-b", "node-c")
+        for name in names:
+            peers = [inv.peer_url(p) for p in names if p != name]
+            spec = ServeSpec(host=name, port=inv.federation_port, db=db, peers=peers, quorum_writes=2, **common)
+            nodes.append(Node(name, name, inv.peer_url(name), spec))
+    if fault == "clock_skew_peer":
+        skewed = nodes[2]
+        skewed.spec = skewed.spec.model_copy(update={"env": _skew_env(s.skew_offset)})
+    return Cluster(nodes, s.topology)
+
+
+def _skew_env(offset: str) -> dict[str, str]:
+    from shipgate import nemesis
+
+    return dict(nemesis.skew_env(offset))
+
+
+def run(ctx: PhaseContext) -> Phase4Report:
+    s = ctx.settings.phase4
+    watch = Stopwatch()
+    seed = s.seed if s.seed is not None else secrets.randbits(31)
+    checks: list[Check] = []
+    faults: dict[str, FaultResult] = {}
+    history: list[str] = []
+    details: dict[str, Any] = {"seed": seed, "topology": s.topology,
+                               "catchup_interval_secs": s.catchup_interval_secs,
+                               "quorum_timeout_ms": s.quorum_timeout_ms, "class_budget_s": _budget(s),
+                               "replay": f"--seed {seed}", "classes": {}}
+    try:
+        service.install_agent(ctx.access, ["chaos"])
+    except ServiceError as exc:
+        checks.append(Check.error("chaos.agent", "host agent installed on the chaos host", str(exc)))
+    else:
+        for fault in s.faults:
+            verdict, extra = run_class(ctx, fault, seed)
+            checks += verdict.checks
+            faults[fault] = verdict.result
+            history += verdict.result.history
+            details["classes"][fault] = extra
+    return Phase4Report.from_checks(
+        checks, timing=watch.timing(), settings={**s.model_dump(), "seed": seed}, target=ctx.target_ref(),
+        cycles_per_fault=s.cycles, writes_per_cycle=s.writes,
+        convergence_by_fault={f: r.convergence_bound for f, r in faults.items()}, faults=faults,
+        history=history, details=details)
+
+
+def _budget(s: Phase4Settings) -> float:
+    return s.class_budget_s if s.class_budget_s is not None else 60.0 + 6.0 * s.cycles
+
+
+def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVerdict, dict[str, Any]]:
+    """All cycles of one fault class on one cluster; always returns a verdict (errors are checks)."""
+    s = ctx.settings.phase4
+    budget = _budget(s)
+    t0 = time.monotonic()
+    cluster = _topology(ctx, fault, s)
+    ops_file = ctx.history_dir / f"phase4-{fault}.jsonl"
+    cycles_file = ctx.history_dir / f"phase4-{fault}-cycles.jsonl"
+    rel = [str(p.relative_to(ctx.run_dir)) for p in (ops_file, cycles_file)]
+    ops: list[dict[str, Any]] = []
+    cycles: list[checker.CycleCheck] = []
+    extra: dict[str, Any] = {"nodes": {n.name: {"host": n.host, "url": n.url, "argv": n.spec.argv(),
+                                                "env": n.spec.env} for n in cluster.nodes}}
+    aborted: str | None = None
+    timed_out = False
+    try:
+        ctx.progress(f"phase 4: {fault}: starting the cluster ({cluster.topology})")
+        _start_cluster(ctx, cluster)
+        extra["startup_s"] = round(time.monotonic() - t0, 3)
+        startup = _agent_startup(ctx, cluster)
+        extra["agent_startup_s"] = round(startup, 3)
+        for n in range(1, s.cycles + 1):
+            if time.monotonic() - t0 > budget:
+                timed_out = True
+                break
+            cyc, events = run_cycle(ctx, cluster, fault, n, seed, startup)
+            cycles.append(cyc)
+            ops += events
+            r = cyc.record
+            ctx.progress(f"phase 4: {fault} cycle {n}/{s.cycles}: ok {r.ok}/{r.writes}, {r.status}"
+                         f"{' (' + cyc.problems[0] + ')' if cyc.problems and r.status != 'pass' else ''}"
+                         f", {time.monotonic() - t0:.0f}s")
+    except (ClassAborted, ServiceError, HostError) as exc:
+        aborted = str(exc)
+        ctx.progress(f"phase 4: {fault}: aborted: {aborted}")
+    finally:
+        _stop_cluster(ctx, cluster)
+    extra["elapsed_s"] = round(time.monotonic() - t0, 3)
+    extra["cycles_per_min"] = round(len(cycles) / (extra["elapsed_s"] / 60), 2) if cycles else 0.0
+    write_history(ops_file, ops)
+    write_text(cycles_file, "".join(c.record.model_dump_json(by_alias=True, exclude_none=True) + "\n"
+                                    for c in cycles))
+    verdict = checker.summarise_class(fault, cycles, cycles_requested=s.cycles, min_bound=s.min_bound,
+                                      max_lost=s.max_lost, timed_out=timed_out, time_budget_s=budget,
+                                      history=rel)
+    if aborted:
+        verdict.checks.insert(0, Check.error(f"{fault}.cluster", "the cluster runs through every cycle",
+                                             aborted))
+        verdict.result.status = "fail" if verdict.result.status == "fail" else "error"
+    return verdict, extra
+
+
+# --- cluster life cycle ----------------------------------------------------------------------------------
+
+
+def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
+        db = node.spec.db
+        res = ctx.access.run(node.host, f"rm -f {db} {db}-wal {db}-shm {node.spec.log}", timeout=20)
+        if not res.ok:
+            raise ClassAborted(f"{node.name}: cannot reset its database: {res.describe()}")
+    for node in cluster.nodes:
+        node.pid = service.start_serve(ctx.access, node.spec)
+    _wait_healthy(ctx, cluster, cluster.nodes)
+
+
+def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
+    """Stop every node by its PID file (a paused one is continued first by stop_serve); never raises."""
+    for node in cluster.nodes:
+        with contextlib.suppress(ServiceError, HostError):
+            service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
+
+
+def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
+    """Start a node again on the same database (after a SIGKILL: crash recovery)."""
+    node.pid = service.start_serve(ctx.access, node.spec)
+
+
+def _wait_healthy(ctx: PhaseContext, cluster: Cluster, nodes: list[Node], deadline_s: float = 30) -> None:
+    def one(node: Node) -> tuple[Node, CommandResult]:
+        return node, service.agent(ctx.access, "chaos", ["health", "--url", node.url, "--deadline", str(deadline_s)],
+                                   timeout=deadline_s + 15)
+
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        results = list(pool.map(one, nodes))
+    for node, res in results:
+        if res.error or res.exit_code != 0:
+            tail = service.serve_log_tail(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
+            raise ClassAborted(f"{node.name} not healthy: {res.error or res.stdout.strip()[-200:]}; "
+                               f"log: {tail.strip()[-300:]}")
+
+
+def _agent_startup(ctx: PhaseContext, cluster: Cluster) -> float:
+    """Seconds from launching an agent command over SSH to its first request (so the fault lands mid-burst)."""
+    samples = []
+    for _ in range(3):
+        t = time.monotonic()
+        service.agent(ctx.access, "chaos", ["health", "--url", cluster.leader.url, "--deadline", "5"], timeout=20)
+        samples.append(time.monotonic() - t)
+    return sorted(samples)[1]
+
+
+# --- one cycle -------------------------------------------------------------------------------------------
+
+
+def _writers(writes: int, concurrency: int) -> int:
+    """The largest writer count <= concurrency that divides `writes` (every cycle writes exactly `writes`)."""
+    for k in range(min(concurrency, writes), 0, -1):
+        if writes % k == 0:
+            return k
+    return 1
+
+
+def fault_moment(seed: int, fault: str, cycle: int) -> float:
+    """The fault moment of a cycle as a fraction of its burst: a pure function of (seed, fault, cycle)."""
+    return random.Random(f"{seed}:{fault}:{cycle}").uniform(*FAULT_FRACTION)
+
+
+def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int,
+              startup: float) -> tuple[checker.CycleCheck, list[dict[str, Any]]]:
+    s = ctx.settings.phase4
+    namespace = f"chaos-{fault.replace('_', '-')}-c{n}"
+    k = _writers(s.writes, s.concurrency)
+    agents = [f"chaos-w{i}" for i in range(1, k + 1)]
+    frac = fault_moment(seed, fault, n)
+    rate = s.writes / s.burst_s
+    args = ["burst", "--url", cluster.leader.url, "--node", cluster.leader.name, "--namespace", namespace,
+            "--agents", ",".join(agents), "--writes", str(s.writes // k), "--rate", f"{rate:.3f}",
+            "--timeout", str(s.quorum_timeout_ms / 1000 + 3), "--source", "chaos",
+            "--title-format", f"c{n}-{{agent}}-w{{seq}}", "--content-prefix", f"chaos test payload {n}",
+            "--no-agent-header"]
+    burst_limit = s.burst_s + s.writes * (s.quorum_timeout_ms / 1000 + 3) / k + 30
+    box: dict[str, CommandResult] = {}
+
+    def client() -> None:
+        box["res"] = service.agent(ctx.access, "chaos", args, timeout=burst_limit)
+
+    thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
+    launched = time.monotonic()
+    thread.start()
+    _sleep_until(launched + startup + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
+    outcome = _inject(ctx, cluster, fault, s)
+    thread.join(burst_limit + 5)
+    burst_end = time.monotonic()
+    res = box.get("res")
+    events: list[dict[str, Any]] = []
+    problem: str | None = None
+    if res is None or res.error:
+        problem = f"burst on the chaos host failed: {res.error if res else 'did not return'}"
+    else:
+        for line in res.stdout.splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    for e in events:
+        e.update(cycle=n, fault=fault)
+    _recover(ctx, cluster, fault, outcome)
+    _landed_mid_burst(outcome, events)
+    acked = {e["id"] for e in events if e.get("type") == "ok" and e.get("id")}
+    reads, ttc = _poll_convergence(ctx, cluster, namespace, acked, s.convergence_deadline_s, burst_end)
+    nemesis_events = [{**e, "cycle": n, "fault": fault} for e in outcome.events]
+    fault_problem = outcome.problem
+    if problem:
+        fault_problem = f"{problem}; {fault_problem}" if fault_problem else problem
+    cyc = checker.check_cycle(
+        cycle=n, fault=fault, namespace=namespace, writes=s.writes, events=events, reads=reads,
+        nodes=cluster.names, fault_applied=outcome.applied if problem is None else None,
+        fault_problem=fault_problem, time_to_converge_s=ttc, seed=seed,
+        fault_started_at=outcome.started_at, fault_healed_at=outcome.healed_at,
+        fault_evidence=[f"fault moment {frac:.3f} of the burst", *outcome.evidence],
+        history=f"history/phase4-{fault}.jsonl")
+    return cyc, sorted(events + nemesis_events, key=lambda e: e.get("time", 0.0))
+
+
+def _sleep_until(t: float) -> None:
+    delay = t - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _evidence_lines(ev: Any) -> list[str]:
+    summary = getattr(ev, "summary", None)
+    return [summary()] if callable(summary) else []
+
+
+def _nemesis_call(outcome: FaultOutcome, what: str, fn: Callable[[], Any]) -> Any | None:
+    """Run one nemesis action; a failure is recorded as the cycle's problem (an error), never raised."""
+    t = time.time()
+    outcome.events.append({"process": "nemesis", "op": what, "type": "invoke", "time": t})
+    try:
+        ev = fn()
+    except Exception as exc:
+        outcome.applied = False
+        outcome.problem = f"nemesis {what} failed: {type(exc).__name__}: {exc}"
+        outcome.events.append({"process": "nemesis", "op": what, "type": "fail", "time": time.time(),
+                               "error": outcome.problem[:300]})
+        return None
+    took = getattr(ev, "took_effect", None)
+    outcome.events.append({"process": "nemesis", "op": what, "type": "info", "time": time.time(),
+                           "latency_ms": round((time.time() - t) * 1000, 3),
+                           "value": {"took_effect": took, "target": str(getattr(ev, "target", "")),
+                                     "details": json.loads(json.dumps(getattr(ev, "details", None), default=str))}})
+    outcome.evidence += _evidence_lines(ev)
+    return ev
+
+
+def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) -> FaultOutcome:
+    """Apply the cycle's fault (and heal it after the window for partition and pause)."""
+    from shipgate import nemesis
+
+    acc, inv = ctx.access, ctx.inventory
+    window = s.fault_window_ms / 1000
+    if fault == "kill_primary_mid_write":
+        node = cluster.leader
+        out = FaultOutcome("kill", node.name)
+        ev = _nemesis_call(out, "kill", lambda: nemesis.kill(acc, node.host, node.pid))
+        if ev is not None:
+            out.started_at = ev.started_at
+            out.applied = ev.took_effect
+            if not out.applied:
+                out.problem = f"SIGKILL of {node.name} (pid {node.pid}) did not take effect: {ev.error}"
+        return out
+    if fault == "partition_minority":
+        node = cluster.leader
+        peers = [n.host for n in cluster.nodes[1:]]
+        out = FaultOutcome("partition", f"{node.name} <-> {', '.join(n.name for n in cluster.nodes[1:])}")
+        ev = _nemesis_call(out, "partition",
+                           lambda: nemesis.partition(acc, inv, node.host, peers, port=cluster.nodes[1].spec.port))
+        if ev is not None:
+            out.started_at = ev.started_at
+            _sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
+        healed = _nemesis_call(out, "heal", lambda: nemesis.heal(acc, inv, node.host))
+        if ev is None:
+            return out
+        out.healed_at = healed.healed_at if healed is not None else None
+        dropped = int(healed.details.get("dropped_packets") or 0) if healed is not None else 0
+        out.applied = ev.took_effect and healed is not None and healed.took_effect and dropped > 0
+        if not out.applied and not out.problem:
+            out.problem = (f"partition rules not in effect: {ev.error}" if not ev.took_effect else
+                           "heal failed: partition rules remain" if healed is None or not healed.took_effect else
+                           "the partition dropped no packet: it separated nothing")
+        return out
+    if fault == "drop_random_acks":
+        node = cluster.by_role(1)
+        out = FaultOutcome("pause", node.name)
+        ev = _nemesis_call(out, "pause", lambda: nemesis.pause(acc, node.host, node.pid))
+        if ev is not None:
+            out.started_at = ev.started_at
+            _sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
+        resumed = _nemesis_call(out, "resume", lambda: nemesis.resume(acc, node.host, node.pid))
+        if ev is None:
+            return out
+        out.healed_at = resumed.healed_at if resumed is not None else None
+        out.applied = ev.took_effect and resumed is not None and resumed.took_effect
+        if not out.applied and not out.problem:
+            out.problem = (f"{node.name} was not seen stopped: {ev.error}" if not ev.took_effect else
+                           f"{node.name} was not seen continued")
+        return out
+    if fault == "clock_skew_peer":
+        node = cluster.by_role(2)
+        out = FaultOutcome("skew", node.name)
+        ev = _nemesis_call(out, "kill", lambda: nemesis.kill(acc, node.host, node.pid))
+        if ev is None:
+            return out
+        out.started_at = ev.started_at
+        try:
+            _restart(ctx, cluster, node)
+        except (ServiceError, HostError) as exc:
+            out.applied = False
+            out.problem = f"{node.name} did not restart under the clock offset: {exc}"
+            return out
+        out.applied = bool(ev.took_effect)
+        if not out.applied:
+            out.problem = f"SIGKILL of {node.name} did not take effect"
+        return out
+    raise ValueError(f"unknown fault class {fault}")
+
+
+def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutcome) -> None:
+    """After the burst: restart a killed leader on the same DB, check a skewed node's clock; wait healthy."""
+    from shipgate import nemesis
+
+    if fault == "kill_primary_mid_write":
+        node = cluster.leader
+        if service.serve_pid(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME) is None:
+            _restart(ctx, cluster, node)
+        _wait_healthy(ctx, cluster, [node])
+        outcome.healed_at = time.time()
+        outcome.events.append({"process": "nemesis", "op": "restart", "type": "info", "time": outcome.healed_at,
+                               "value": {"node": node.name, "pid": node.pid}})
+    elif fault == "clock_skew_peer":
+        node = cluster.by_role(2)
+        _wait_healthy(ctx, cluster, [node])
+        outcome.healed_at = time.time()
+        if outcome.applied:
+            ev = _nemesis_call(outcome, "read_clock_offset",
+                               lambda: nemesis.read_clock_offset(ctx.access, node.host, node.pid))
+            if ev is None or not ev.took_effect:
+                outcome.applied = False
+                outcome.problem = outcome.problem or f"{node.name} (pid {node.pid}) does not run with a skewed clock"
+    elif fault in ("partition_minority", "drop_random_acks"):
+        # The heal already ran; a node that cannot answer now means the heal failed.
+        _wait_healthy(ctx, cluster, cluster.nodes, deadline_s=10)
+
+
+def _landed_mid_burst(outcome: FaultOutcome, events: list[dict[str, Any]]) -> None:
+    """The fault must start while the burst's writes are in flight; record how many were."""
+    if outcome.started_at is None or not events:
+        return
+    invokes = [e["time"] for e in events if e.get("type") == "invoke"]
+    completes = [e["time"] for e in events if e.get("type") in ("ok", "fail", "info")]
+    if not invokes or not completes:
+        return
+    first, last = min(invokes), max(completes)
+    t = outcome.started_at
+    open_ops = _in_flight(events, t)
+    outcome.evidence.append(f"fault at +{t - first:.3f}s of a {last - first:.3f}s burst, {open_ops} writes in flight")
+    if not first <= t <= last and outcome.applied:
+        outcome.applied = False
+        outcome.problem = (f"the fault started {t - first:+.3f}s from the burst's first write, outside the burst "
+                           f"({last - first:.3f}s): no write was in flight")
+
+
+def _in_flight(events: list[dict[str, Any]], t: float) -> int:
+    started: dict[str, float] = {}
+    count = 0
+    for e in events:
+        key = f"{e.get('process')}/{e.get('title')}"
+        if e.get("type") == "invoke":
+            started[key] = e["time"]
+        elif key in started and started[key] <= t <= e.get("time", 0.0):
+            count += 1
+    return count
+
+
+def _read(ctx: PhaseContext, cluster: Cluster, namespace: str) -> dict[str, Any]:
+    nodes = ",".join(f"{n.name}={n.url}" for n in cluster.nodes)
+    res = service.agent(ctx.access, "chaos", ["read", "--nodes", nodes, "--namespace", namespace, "--page", "1000",
+                                              "--timeout", "5"], timeout=40)
+    try:
+        doc = json.loads(res.stdout.strip().splitlines()[-1])
+        if isinstance(doc, dict):
+            return doc
+    except (ValueError, IndexError):
+        pass
+    why = res.error or f"read agent printed no JSON (exit {res.exit_code}): {res.stderr.strip()[-200:]}"
+    return {n.name: {"ok": False, "error": why} for n in cluster.nodes}
+
+
+def _poll_convergence(ctx: PhaseContext, cluster: Cluster, namespace: str, acked: set[str], deadline_s: float,
+                      start: float) -> tuple[dict[str, Any], float | None]:
+    """Read every node until each holds every acknowledged id and all hold the same rows, or the deadline.
+
+    Returns the last reads and the seconds from `start` (the burst's end) to convergence (None: never)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        reads = _read(ctx, cluster, namespace)
+        if _converged(reads, cluster.names, acked):
+            return reads, round(time.monotonic() - start, 3)
+        if time.monotonic() >= deadline:
+            return reads, None
+        time.sleep(POLL_INTERVAL_S)  # poll interval of a deadline-bounded poll
+
+
+def _converged(reads: dict[str, Any], names: list[str], acked: set[str]) -> bool:
+    sets = []
+    for name in names:
+        node = reads.get(name) or {}
+        if not node.get("ok"):
+            return False
+        rows = node.get("rows") or []
+        ids = {r.get("id") for r in rows}
+        if not acked <= ids:
+            return False
+        sets.append(frozenset(r.get("title") for r in rows))
+    return len(set(sets)) == 1

@@ -49,6 +49,7 @@ from shipgate.models.summary import (
     ReleaseSummary,
     UpstreamFile,
     UpstreamProvenance,
+    wall_human,
 )
 
 __all__ = [
@@ -60,5 +61,5 @@ __all__ = [
     "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus", "ProbeResult", "Quantiles",
     "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "Source", "Stats", "TargetRef", "TierCount",
     "Timing", "UpstreamFile", "UpstreamProvenance", "artifact_for", "check_reasons", "phase_status",
-    "redact_url",
+    "redact_url", "wall_human",
 ]

@@ -20,7 +20,7 @@ from shipgate.models.common import (
     Source,
     TargetRef,
 )
-from shipgate.models.phases import PhaseReport
+from shipgate.models.phases import PHASE_NAMES, PhaseReport
 
 
 class PhaseResult(ArtifactModel):
@@ -120,3 +120,53 @@ class ReleaseSummary(ArtifactModel):
     phases: list[ReleasePhase] = Field(min_length=1)
     evidence: dict[str, JsonValue] | None = None
     release: dict[str, JsonValue] | None = None
+
+    @classmethod
+    def from_campaign(cls, summary: CampaignSummary, version: str, campaign_run_id: str,
+                      **fields: JsonValue) -> ReleaseSummary:
+        """The release summary of a campaign. Upstream's verdict has no 'error': anything but pass is 'fail'.
+
+        A phase passes only when every requested artifact of it passed; a campaign in which no phase ran cannot
+        have a release summary (upstream requires at least one phase).
+        """
+        by_phase: dict[int, list[str]] = {}
+        for result in summary.phase_results:
+            by_phase.setdefault(result.phase, []).append(result.status)
+        if not by_phase:
+            raise ValueError(f"campaign {summary.campaign_id} has no phase results; a release summary needs one")
+        phases = []
+        for n, statuses in sorted(by_phase.items()):
+            wall = summary.durations_s.get(f"phase{n}")
+            phases.append(ReleasePhase(
+                phase=n, name=PHASE_NAMES.get(n, f"phase{n}"), pass_=all(s == "pass" for s in statuses),
+                wall_seconds=None if wall is None else round(wall),
+                wall_human=None if wall is None else wall_human(wall)))
+        passed = sum(p.pass_ for p in phases)
+        wall_s = round(summary.duration_s or 0)
+        when = summary.completed_at or summary.started_at
+        verdict: Literal["pass", "fail"] = "pass" if summary.verdict == "pass" else "fail"
+        data: dict[str, object] = dict(
+            version=version, campaign_run_id=campaign_run_id,
+            date=when.date().isoformat() if when else "",
+            ai_memory_git_ref=summary.ai_memory_git_ref,
+            ai_memory_commit=summary.target.commit if summary.target else None,
+            wall_seconds=wall_s, wall_human=wall_human(wall_s), pass_count=passed, fail_count=len(phases) - passed,
+            verdict=verdict,
+            headline=f"{version} — {passed}/{len(phases)} phases green — {wall_human(wall_s)} wall"
+            + (f" — {when.date().isoformat()}" if when else ""),
+            phases=phases, evidence={"campaign_dir": f"runs/{summary.campaign_id}",
+                                     "campaign_summary_json": f"runs/{summary.campaign_id}/campaign-summary.json"},
+        )
+        return cls.model_validate({**data, **fields})
+
+
+def wall_human(seconds: float) -> str:
+    """Upstream's style: '3s', '1m56s', '14m', '1h2m'."""
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m" if m else f"{h}h"
+    if m:
+        return f"{m}m{sec}s" if sec else f"{m}m"
+    return f"{sec}s"

@@ -43,3 +43,30 @@ def test_what_upstream_refuses_the_model_refuses(over, message):
     assert list(UPSTREAM.iter_errors(data))
     with pytest.raises(ValidationError, match=message):
         ReleaseSummary.model_validate(data)
+
+
+def test_release_summary_from_a_campaign_is_valid_upstream(gate_run):
+    from datetime import UTC, datetime
+
+    from shipgate.models import CampaignSummary
+    summary = CampaignSummary.load(gate_run / "campaign-summary.json").model_copy(update={
+        "completed_at": datetime(2026, 4, 27, 16, 46, tzinfo=UTC), "duration_s": 840.4,
+        "durations_s": {"phase1": 3.2, "phase2": 116.0}})
+    release = ReleaseSummary.from_campaign(summary, "v0.7.0", "run-1")
+    assert list(UPSTREAM.iter_errors(release.dump())) == []
+    assert (release.verdict, release.pass_count, release.fail_count, release.wall_human, release.date) == (
+        "pass", 4, 0, "14m", "2026-04-27")
+    assert [(p.name, p.wall_human) for p in release.phases] == [
+        ("functional", "3s"), ("federation", "1m56s"), ("migration", None), ("chaos", None)]
+    assert release.headline == "v0.7.0 — 4/4 phases green — 14m wall — 2026-04-27"
+
+
+def test_release_summary_of_an_erroring_campaign_says_fail(gate_run):
+    from shipgate.models import CampaignSummary
+    summary = CampaignSummary.load(gate_run / "campaign-summary.json")
+    results = [r.model_copy(update={"status": "error"}) if r.phase == 3 else r for r in summary.phase_results]
+    summary = summary.model_copy(update={"verdict": "error", "exit_code": 2, "overall_pass": False,
+                                         "reasons": ["x"], "phase_results": results})
+    release = ReleaseSummary.from_campaign(summary, "v0.7.0", "run-1", date="2026-05-01")
+    assert (release.verdict, release.pass_count, release.fail_count) == ("fail", 3, 1)
+    assert list(UPSTREAM.iter_errors(release.dump())) == []

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "campaign.yml"
 SECRET_ENV = ("DIGITALOCEAN_TOKEN", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL",
-              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _step(steps: list[dict], needle: str) -> dict:
 def test_dispatch_inputs(wf: dict):
     on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
     inputs = on["workflow_dispatch"]["inputs"]
-    assert set(inputs) == {"target_ref", "campaign_id", "region", "chaos_cycles", "fault_classes"}
+    assert set(inputs) == {"target_ref", "campaign_id", "region", "chaos_cycles", "fault_classes", "seed"}
     assert inputs["target_ref"]["required"] and inputs["campaign_id"]["required"]
     assert inputs["region"]["default"] == "nyc3" and inputs["chaos_cycles"]["default"] == "50"
     assert set(inputs["fault_classes"]["default"].split(",")) == {
@@ -82,6 +82,9 @@ def test_secrets_stay_in_step_env_and_are_never_echoed(wf: dict, steps: list[dic
         assert "secrets." not in str(scope), "secrets only in the env of the steps that need them"
     build = _step(steps, "cargo build")
     assert "secrets." not in str(build.get("env", {})), "the code under test builds without secrets"
+    for s in steps[: steps.index(build) + 1]:
+        if s.get("uses", "").startswith("actions/checkout"):
+            assert s["with"]["persist-credentials"] is False, "no git token on disk while the candidate builds"
     for s in steps:
         run = s.get("run", "")
         assert "${{ secrets." not in run and "${{ inputs." not in run, s.get("name")
@@ -104,23 +107,24 @@ def test_input_validation_step_accepts_good_and_names_bad_inputs(steps: list[dic
                         capture_output=True, text=True, timeout=30, check=False)
     assert ok.returncode == 0, ok.stdout
     bad = {"CAMPAIGN_ID": "x; rm -rf /", "REGION": "moon", "CHAOS_CYCLES": "0", "TARGET_REF": "$(id)",
-           "FAULT_CLASSES": "meteor"}
+           "FAULT_CLASSES": "meteor", "SEED": "12; id"}
     res = subprocess.run([sys.executable, "-c", code], env={**bad, "PATH": os.environ["PATH"]},
                          capture_output=True, text=True, timeout=30, check=False)
     assert res.returncode == 1
-    for name in ("campaign_id", "region", "chaos_cycles", "fault_classes", "target_ref"):
+    for name in ("campaign_id", "region", "chaos_cycles", "fault_classes", "target_ref", "seed"):
         assert f"::error::{name}" in res.stdout, name
 
 
-@pytest.mark.parametrize("gate_exit", [0, 1, 2])
-def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, tmp_path: Path, gate_exit: int):
+@pytest.mark.parametrize(("gate_exit", "seed"), [(0, ""), (1, "424242"), (2, "")])
+def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, tmp_path: Path, gate_exit: int,
+                                                                          seed: str):
     fake = tmp_path / ".venv" / "bin" / "invoke"
     fake.parent.mkdir(parents=True)
     fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/args"\nexit {gate_exit}\n')
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     out = tmp_path / "github_output"
     env = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(out), "CAMPAIGN_ID": "c1", "TARGET_REF": "v1",
-           "CHAOS_CYCLES": "5", "FAULT_CLASSES": "partition_minority, drop_random_acks"}
+           "CHAOS_CYCLES": "5", "FAULT_CLASSES": "partition_minority, drop_random_acks", "SEED": seed}
     run = subprocess.run(["bash", "-e", "-c", _step(steps, "invoke gate --infra")["run"]], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=30, check=False)
     assert run.returncode == 0, run.stderr
@@ -128,6 +132,7 @@ def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, 
     args = (fake.parent / "args").read_text().split("\n")
     assert args[:2] == ["gate", "--infra"] and "--campaign-id" in args and "--cycles" in args
     assert [args[i + 1] for i, a in enumerate(args) if a == "--fault"] == ["partition_minority", "drop_random_acks"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--seed"] == ([seed] if seed else [])
     verdict = subprocess.run(["bash", "-e", "-c", steps[-1]["run"]], env={"PATH": os.environ["PATH"],
                              "GATE_CODE": str(gate_exit)}, capture_output=True, text=True, timeout=30, check=False)
     assert verdict.returncode == gate_exit

@@ -156,8 +156,9 @@ class Tools:
             if level == "approve":
                 verb = "store" if action == "write" else action
                 pid = self.state.add_pending(verb, namespace, agent, payload, memory_id)
-                return {"status": "pending", "pending_id": pid, "reason": "governance requires approval",
-                        "action": verb, "namespace": namespace}
+                out = {"status": "pending", "pending_id": pid, "reason": "governance requires approval",
+                       "action": verb}
+                return out | ({"memory_id": memory_id} if memory_id else {"namespace": namespace})
         return None
 
     def _fire(self, event: str, mem: dict[str, Any]) -> None:
@@ -326,8 +327,7 @@ class Tools:
         def freeze(n: dict[str, Any]) -> dict[str, Any]:
             return {**n, "children": [freeze(c) for c in sorted(n["children"].values(), key=lambda c: c["name"])]}
 
-        return {"namespace_prefix": prefix or None, "depth": depth, "total_count": root["subtree_count"],
-                "truncated": truncated, "tree": freeze(root)}
+        return {"tree": freeze(root), "total_count": root["subtree_count"], "truncated": truncated}
 
     def t_entity_register(self, a: dict[str, Any]) -> Any:
         ns = a.get("namespace", "global")
@@ -479,7 +479,7 @@ class Tools:
             updated = self.store.update(mem["id"], {"tier": "long", "expires_at": None})
             assert updated is not None
             self._fire("memory_promote", updated)
-            return {"promoted": True, "id": mem["id"], "tier": "long"}
+            return {"promoted": True, "mode": "tier", "id": mem["id"], "tier": "long"}
         M.validate_namespace(target)
         if target not in _ancestors(mem["namespace"]):
             raise ToolError(f"to_namespace '{target}' is not an ancestor of '{mem['namespace']}'")
@@ -489,7 +489,8 @@ class Tools:
         stored, _ = self.store.store(clone, on_conflict="upsert")
         self.store.add_link(stored["id"], mem["id"], "derived_from")
         self._fire("memory_promote", stored)
-        return {"promoted": True, "id": mem["id"], "clone_id": stored["id"], "to_namespace": target}
+        return {"promoted": True, "mode": "vertical", "source_id": mem["id"], "clone_id": stored["id"],
+                "to_namespace": target}
 
     def t_forget(self, a: dict[str, Any]) -> Any:
         if not any(a.get(k) for k in ("namespace", "pattern", "tier")):
@@ -499,8 +500,8 @@ class Tools:
                                            include_expired=True)
                 if not pattern or pattern in m["title"].lower() or pattern in m["content"].lower()]
         if a.get("dry_run"):
-            return {"dry_run": True, "would_delete": len(rows), "ids": [m["id"] for m in rows]}
-        return {"deleted": self.store.archive([m["id"] for m in rows], reason="forget")}
+            return {"would_delete": len(rows), "dry_run": True}
+        return {"deleted": self.store.archive([m["id"] for m in rows], reason="forget"), "archived": True}
 
     def t_stats(self, a: dict[str, Any]) -> Any:
         return self.store.stats()
@@ -524,8 +525,8 @@ class Tools:
         expired = [m for m in self.store.list(limit=1_000_000, include_expired=True)
                    if m.get("expires_at") and m["expires_at"] <= now]
         if a.get("dry_run"):
-            return {"dry_run": True, "would_delete": len(expired), "ids": [m["id"] for m in expired]}
-        return {"expired_deleted": self.store.gc()}
+            return {"collected": len(expired), "dry_run": True}
+        return {"collected": self.store.gc(), "dry_run": False}
 
     # -- power ---------------------------------------------------------------------------------------
     def t_check_duplicate(self, a: dict[str, Any]) -> Any:
@@ -539,17 +540,21 @@ class Tools:
             norm = math.sqrt(sum(v * v for v in x.values())) * math.sqrt(sum(v * v for v in y.values()))
             return dot / norm if norm else 0.0
 
+        M.validate_title(a["title"])
+        M.validate_content(a["content"])
         probe = vec(f"{a['title']} {a['content']}")
         best: tuple[float, dict[str, Any]] | None = None
-        for m in self._all_live(a.get("namespace")):
+        candidates = self._all_live(a.get("namespace"))
+        for m in candidates:
             sim = cosine(probe, vec(f"{m['title']} {m['content']}"))
             if best is None or sim > best[0]:
                 best = (sim, m)
         nearest = None if best is None else {"id": best[1]["id"], "title": best[1]["title"],
-                                             "namespace": best[1]["namespace"], "similarity": round(best[0], 4)}
+                                             "namespace": best[1]["namespace"], "similarity": round(best[0], 3)}
         dup = best is not None and best[0] >= threshold
         return {"is_duplicate": dup, "threshold": threshold, "nearest": nearest,
-                "suggested_merge": nearest["id"] if dup and nearest else None, "method": "lexical-cosine"}
+                "suggested_merge": nearest["id"] if dup and nearest else None,
+                "candidates_scanned": len(candidates), "method": "lexical-cosine"}
 
     def t_consolidate(self, a: dict[str, Any]) -> Any:
         ids = a["ids"]
@@ -589,11 +594,16 @@ class Tools:
     def t_inbox(self, a: dict[str, Any]) -> Any:
         agent = a.get("agent_id") or self.caller()
         M.validate_agent_id(agent)
-        rows = self.store.list(namespace=f"_messages/{agent}", limit=int(a.get("limit", 50)))
-        rows.sort(key=lambda m: m["created_at"], reverse=True)
-        unread = [m for m in rows if m["access_count"] == 0]
-        shown = unread if a.get("unread_only") else rows
-        return {"agent_id": agent, "messages": shown, "count": len(shown), "unread": len(unread)}
+        ns = f"_messages/{agent}"
+        rows = self.store.list(namespace=ns, limit=min(int(a.get("limit", 50)), 500))
+        unread_only = bool(a.get("unread_only"))
+        messages = [{"id": m["id"], "from": (m.get("metadata") or {}).get("agent_id", ""), "title": m["title"],
+                     "payload": m["content"], "priority": m["priority"], "tier": m["tier"],
+                     "created_at": m["created_at"], "read": m["access_count"] > 0,
+                     "access_count": m["access_count"]}
+                    for m in rows if not unread_only or m["access_count"] == 0]
+        return {"agent_id": agent, "namespace": ns, "count": len(messages), "unread_only": unread_only,
+                "messages": messages}
 
     def t_subscription_replay(self, a: dict[str, Any]) -> Any:
         if M.parse_rfc3339(a["since"]) is None:
@@ -648,16 +658,21 @@ class Tools:
         }
 
     def t_session_start(self, a: dict[str, Any]) -> Any:
-        limit = min(int(a.get("limit", 10)), 50)
-        rows = self._all_live(a.get("namespace"))
-        rows.sort(key=lambda m: max(m["updated_at"], m.get("last_accessed_at") or ""), reverse=True)
-        rows = rows[:limit]
-        out: dict[str, Any] = {"memories": rows, "count": len(rows), "mode": "recent"}
+        rows = self.store.list(namespace=a.get("namespace"), limit=min(int(a.get("limit", 10)), 50))
+        for m in rows:
+            m["score"] = 0.0
+        out: dict[str, Any] = {"memories": rows, "count": len(rows), "mode": "session_start"}
         if a.get("namespace"):
-            std = self.state.standard(a["namespace"])
-            if std and std[0]:
-                out["standard"] = self.store.get(std[0])
+            entry = self._standard_entry(a["namespace"])
+            if entry.get("standard_id"):
+                out["standard"] = entry
         return out
+
+    def _agent_row(self, mem: dict[str, Any]) -> dict[str, Any]:
+        meta = mem.get("metadata") or {}
+        return {"id": mem["id"], "agent_id": mem["title"], "agent_type": meta.get("agent_type"),
+                "capabilities": meta.get("capabilities", []), "registered_at": meta.get("registered_at"),
+                "last_seen_at": meta.get("last_seen_at")}
 
     def t_agent_register(self, a: dict[str, Any]) -> Any:
         agent = a["agent_id"]
@@ -669,22 +684,20 @@ class Tools:
         registered_at = ((existing or {}).get("metadata") or {}).get("registered_at", now)
         meta = {"agent_id": agent, "agent_type": a["agent_type"], "capabilities": caps,
                 "registered_at": registered_at, "last_seen_at": now}
-        mem = M.new_memory(agent, json.dumps({"agent_type": a["agent_type"], "capabilities": caps}),
-                           tier="long", namespace="_agents", tags=["agent"], source="system", metadata=meta)
+        content = json.dumps({"agent_type": a["agent_type"], "capabilities": caps})
         if existing is None:
-            self.store.store(mem, on_conflict="error")
+            mem = M.new_memory(agent, content, tier="long", namespace="_agents", tags=["agent"], source="system",
+                               metadata=meta)
+            stored, _ = self.store.store(mem, on_conflict="error")
         else:
-            self.store.update(existing["id"], {"content": mem["content"], "metadata": meta})
-        return {"registered": True, "agent_id": agent, "agent_type": a["agent_type"], "capabilities": caps,
-                "registered_at": registered_at, "last_seen_at": now}
+            stored = self.store.update(existing["id"], {"content": content, "metadata": meta}) or existing
+        return {"registered": True, "id": stored["id"], "agent_id": agent, "agent_type": a["agent_type"],
+                "capabilities": caps}
 
     def t_agent_list(self, a: dict[str, Any]) -> Any:
-        agents = [{"agent_id": m["title"], **{k: v for k, v in (m.get("metadata") or {}).items()
-                                              if k in ("agent_type", "capabilities", "registered_at",
-                                                       "last_seen_at")}}
-                  for m in self.store.list(namespace="_agents", limit=1_000_000)]
-        agents.sort(key=lambda x: x["agent_id"])
-        return {"agents": agents, "count": len(agents)}
+        agents = sorted((self._agent_row(m) for m in self.store.list(namespace="_agents", limit=1_000_000)),
+                        key=lambda x: x["agent_id"])
+        return {"count": len(agents), "agents": agents}
 
     # -- governance ----------------------------------------------------------------------------------
     def t_namespace_set_standard(self, a: dict[str, Any]) -> Any:
@@ -694,46 +707,56 @@ class Tools:
         parent = a.get("parent")
         if parent is not None and parent != "*":
             M.validate_namespace(parent)
-        mem = self._need(a["id"])
-        if a.get("governance") is not None:
+        mem = self._need(a["id"], "memory not found")
+        governance = a.get("governance")
+        if governance is not None:
             meta = dict(mem.get("metadata") or {})
-            meta["governance"] = {k: v for k, v in a["governance"].items() if v is not None}
+            meta["governance"] = {k: v for k, v in governance.items() if v is not None}
             self.store.update(mem["id"], {"metadata": meta})
         self.state.set_standard(ns, mem["id"], parent)
-        return {"set": True, "namespace": ns, "standard_id": mem["id"], "parent": parent}
+        out: dict[str, Any] = {"set": True, "namespace": ns, "standard_id": mem["id"]}
+        if parent is not None:
+            out["parent"] = parent
+        if governance is not None:
+            out["governance"] = governance
+        return out
 
     def _standard_entry(self, ns: str) -> dict[str, Any]:
+        """The real get_standard shape: id, title, content, priority and the governance policy."""
         std = self.state.standard(ns)
         if not std or not std[0]:
             return {"namespace": ns, "standard_id": None}
-        return {"namespace": ns, "standard_id": std[0], "parent": std[1], "standard": self.store.get(std[0])}
+        mem = self.store.get(std[0])
+        if mem is None:
+            return {"namespace": ns, "standard_id": std[0],
+                    "warning": "standard memory not found — may have been deleted"}
+        policy = (mem.get("metadata") or {}).get("governance") or {}
+        return {"namespace": ns, "standard_id": std[0], "title": mem["title"], "content": mem["content"],
+                "priority": mem["priority"], "governance": policy}
 
     def t_namespace_get_standard(self, a: dict[str, Any]) -> Any:
         ns = a["namespace"]
         if not a.get("inherit"):
             return self._standard_entry(ns)
-        chain: list[str] = ["*"]
         explicit_parent = (self.state.standard(ns) or (None, None))[1]
         lineage = list(reversed(_ancestors(ns)))
         if explicit_parent and explicit_parent not in lineage and explicit_parent != "*":
             lineage.insert(0, explicit_parent)
-        chain += [*lineage, ns] if ns != "*" else []
-        entries = [e for e in (self._standard_entry(n) for n in chain) if e["standard_id"]]
-        return {"namespace": ns, "chain": entries, "count": len(entries)}
+        chain = ["*", *lineage, ns] if ns != "*" else ["*"]
+        standards = [e for e in (self._standard_entry(n) for n in chain) if e["standard_id"]]
+        return {"namespace": ns, "chain": chain, "standards": standards, "count": len(standards)}
 
     def t_namespace_clear_standard(self, a: dict[str, Any]) -> Any:
         return {"cleared": self.state.clear_standard(a["namespace"]), "namespace": a["namespace"]}
 
     def t_pending_list(self, a: dict[str, Any]) -> Any:
-        rows = self.state.list_pending(a.get("status", "pending"), int(a.get("limit", 100)))
-        return {"pending": rows, "count": len(rows)}
+        rows = self.state.list_pending(a.get("status"), min(int(a.get("limit", 100)), 1000))
+        return {"count": len(rows), "pending": rows}
 
     def _pending_or_error(self, pid: str) -> dict[str, Any]:
         p = self.state.pending(pid)
-        if p is None:
-            raise ToolError(f"pending action not found: {pid}")
-        if p["status"] != "pending":
-            raise ToolError(f"pending action {pid} is already {p['status']}")
+        if p is None or p["status"] != "pending":
+            raise ToolError(f"pending action not found or already decided: {pid}")
         return p
 
     def t_pending_approve(self, a: dict[str, Any]) -> Any:
@@ -741,23 +764,29 @@ class Tools:
         payload = p["payload"]
         if p["action_type"] == "store":
             oc = payload.get("on_conflict", "merge")
-            result: Any = self._store_memory(payload["memory"], "upsert" if oc == "merge" else oc)
+            memory_id = self._store_memory(payload["memory"], "upsert" if oc == "merge" else oc)["id"]
         elif p["action_type"] == "delete":
             mem = self._need(payload["id"])
             self.store.delete(mem["id"])
             self._fire("memory_delete", mem)
-            result = {"deleted": True}
+            memory_id = mem["id"]
         else:
-            result = self._do_promote(self._need(payload["id"]), payload.get("to_namespace"))
+            done = self._do_promote(self._need(payload["id"]), payload.get("to_namespace"))
+            memory_id = done.get("clone_id") or done["id"]
         self.state.decide(p["id"], "approved", self.caller())
-        return {"approved": True, "id": p["id"], "action": p["action_type"], "result": result}
+        return {"approved": True, "id": p["id"], "decided_by": self.caller(), "executed": True,
+                "memory_id": memory_id}
 
     def t_pending_reject(self, a: dict[str, Any]) -> Any:
         p = self._pending_or_error(a["id"])
         self.state.decide(p["id"], "rejected", self.caller())
-        return {"rejected": True, "id": p["id"], "action": p["action_type"]}
+        return {"rejected": True, "id": p["id"], "decided_by": self.caller()}
 
     def t_subscribe(self, a: dict[str, Any]) -> Any:
+        creator = self.caller()
+        if self.store.get_by_title(creator, "_agents") is None:
+            raise ToolError(f"agent {json.dumps(creator)} is not registered; call memory_agent_register before "
+                            f"memory_subscribe")
         url = a["url"].strip()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -779,20 +808,18 @@ class Tools:
             raise ToolError(f"unknown event(s): {', '.join(bad)} (known: memory_store, memory_delete, "
                             f"memory_promote, *)")
         sub = {"id": str(uuid.uuid4()), "url": url, "events": events, "namespace_filter": a.get("namespace_filter"),
-               "agent_filter": a.get("agent_filter"), "created_by": self.caller(), "created_at": M.now_ts(),
+               "agent_filter": a.get("agent_filter"), "created_by": creator, "created_at": M.now_ts(),
                "secret_hash": hashlib.sha256(a["secret"].encode()).hexdigest() if a.get("secret") else None}
         self.state.add_subscription(sub)
-        return {k: v for k, v in sub.items() if k != "secret_hash"} | {"signed": bool(a.get("secret"))}
+        return {k: sub[k] for k in ("id", "url", "events", "namespace_filter", "agent_filter", "created_by")}
 
     def t_unsubscribe(self, a: dict[str, Any]) -> Any:
-        if not self.state.remove_subscription(a["id"]):
-            raise ToolError("subscription not found")
-        return {"removed": True, "id": a["id"]}
+        return {"id": a["id"], "removed": self.state.remove_subscription(a["id"])}
 
     def t_list_subscriptions(self, a: dict[str, Any]) -> Any:
         subs = [{k: v for k, v in s.items() if k != "secret_hash"} | {"signed": bool(s["secret_hash"])}
                 for s in self.state.subscriptions()]
-        return {"subscriptions": subs, "count": len(subs)}
+        return {"count": len(subs), "subscriptions": subs}
 
     # -- archive -------------------------------------------------------------------------------------
     def t_archive_list(self, a: dict[str, Any]) -> Any:
@@ -803,7 +830,7 @@ class Tools:
     def t_archive_restore(self, a: dict[str, Any]) -> Any:
         mem = self.store.archive_restore(a["id"])
         if mem is None:
-            raise ToolError("archived memory not found")
+            raise ToolError("not found in archive")
         return {"restored": True, "id": mem["id"]}
 
     def t_archive_purge(self, a: dict[str, Any]) -> Any:
@@ -820,19 +847,21 @@ class Tools:
     # -- other ---------------------------------------------------------------------------------------
     def t_notify(self, a: dict[str, Any]) -> Any:
         target = a["target_agent_id"]
-        M.validate_agent_id(target, label="target_agent_id")
-        title = a["title"].strip()
-        if len(title) > 200:
-            raise ToolError("title exceeds max length of 200 characters")
+        M.validate_agent_id(target)
+        M.validate_title(a["title"])
+        M.validate_content(a["payload"])
         sender = self.caller()
         ns = f"_messages/{target}"
         try:
             M.validate_namespace(ns)
         except ValidationError as exc:
             raise ToolError(f"target_agent_id cannot be used as an inbox: {exc.message}") from None
-        mem = M.new_memory(title, a["payload"], tier=a.get("tier", "mid"), namespace=ns,
-                           priority=a.get("priority", 5), source="notify",
-                           metadata={"sender": sender, "target": target}, agent_id=sender)
+        mem = M.new_memory(a["title"], a["payload"], tier=a.get("tier", "mid"), namespace=ns,
+                           tags=["_message"], priority=a.get("priority", 5), source="notify",
+                           metadata={"recipient_agent_id": target, "message_kind": "notify"}, agent_id=sender)
         stored, _ = self.store.store(mem, on_conflict="version")
-        return {"sent": True, "id": stored["id"], "target_agent_id": target, "namespace": ns,
-                "title": stored["title"], "sender": sender}
+        out = {"id": stored["id"], "from": sender, "to": target, "namespace": ns, "tier": stored["tier"],
+               "delivered_at": stored["created_at"]}
+        if stored["title"] != mem["title"]:
+            out["title"] = stored["title"]
+        return out

@@ -263,11 +263,17 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
         return mcp.call_error(tool, **kw)
 
     url, received = webhook
+    me = call("memory_quota_status")["agent_id"]
+    assert me.startswith("ai:pytest@")
+    assert "is not registered" in error("memory_subscribe", url=url)
+    reg = call("memory_agent_register", agent_id=me, agent_type="ai:claude-opus-4.7", capabilities=["hooks"])
+    assert reg["registered"] is True and reg["agent_id"] == me
     sub = call("memory_subscribe", url=url, events="memory_store,memory_delete", secret="s3cret",
                namespace_filter="proj/app")
-    assert sub["url"] == url and sub["signed"] is True and "secret" not in json.dumps(sub)
+    assert sub["url"] == url and sub["created_by"] == me and "secret" not in json.dumps(sub)
     subs = call("memory_list_subscriptions")
     assert subs["count"] == 1 and subs["subscriptions"][0]["id"] == sub["id"]
+    assert subs["subscriptions"][0]["signed"] is True
     assert "secret_hash" not in json.dumps(subs)
 
     # store / get / list / search / recall
@@ -301,7 +307,7 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     assert all("score" in m for m in recalled["memories"])
     assert call("memory_get", id=c["id"])["access_count"] == 1  # recall touched it
     toon = mcp.request("tools/call", {"name": "memory_list", "arguments": {"format": "toon_compact"}})
-    assert toon["result"]["content"][0]["text"].startswith("count: 3\nmemories[3]{id,title,tier,namespace,priority")
+    assert toon["result"]["content"][0]["text"].startswith("count: 4\nmemories[4]{id,title,tier,namespace,priority")
 
     fam = call("memory_load_family", family="ops")
     assert [m["id"] for m in fam["memories"]] == [b["id"]]
@@ -312,23 +318,25 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
 
     # taxonomy, stats, capabilities, session start
     tax = call("memory_get_taxonomy")
-    assert tax["total_count"] == 3
+    assert tax["total_count"] == 4  # the three memories and the caller's _agents entry
     proj = next(n for n in tax["tree"]["children"] if n["name"] == "proj")
     assert proj["subtree_count"] == 2 and proj["children"][0]["namespace"] == "proj/app"
     stats = call("memory_stats")
-    assert stats["total"] == 3 and {"by_tier", "by_namespace", "links_count", "db_size_bytes"} <= stats.keys()
+    assert stats["total"] == 4 and {"by_tier", "by_namespace", "links_count", "db_size_bytes"} <= stats.keys()
     caps = call("memory_capabilities")
     assert caps["tier"] == "keyword" and caps["tools_loaded"] == 51 and caps["features"]["query_expansion"] is False
     fam_caps = call("memory_capabilities", family="archive", include_schema=True)
     assert [t["name"] for t in fam_caps["tools"]] == ["memory_archive_list", "memory_archive_restore",
                                                       "memory_archive_purge", "memory_archive_stats"]
     session = call("memory_session_start", namespace="proj/app", limit=1)
-    assert session["count"] == 1 and session["memories"][0]["id"] in {a["id"], b["id"]}
+    assert session["count"] == 1 and session["mode"] == "session_start"
+    assert session["memories"][0]["id"] in {a["id"], b["id"]} and session["memories"][0]["score"] == 0.0
 
     # duplicates check (lexical)
     near = call("memory_check_duplicate", title="alpha decision",
                 content="we chose postgres 18 for the ledger service")
     assert near["is_duplicate"] is True and near["suggested_merge"] == a["id"]
+    assert near["candidates_scanned"] == 4 and near["nearest"]["similarity"] == 1.0
     far = call("memory_check_duplicate", title="weather", content="sunny tomorrow", threshold=0.9)
     assert far["is_duplicate"] is False
 
@@ -377,11 +385,11 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     assert mcp.request("tools/call", {"name": "memory_update", "arguments": {
         "id": c["id"], "priority": 11}})["error"]["code"] == -32602
     assert error("memory_update", id="no-such-id", content="x") == "memory not found"
-    assert call("memory_promote", id=c["id"]) == {"promoted": True, "id": c["id"], "tier": "long"}
+    assert call("memory_promote", id=c["id"]) == {"promoted": True, "mode": "tier", "id": c["id"], "tier": "long"}
     promoted = call("memory_get", id=c["id"])
     assert promoted["tier"] == "long" and "expires_at" not in promoted
     clone = call("memory_promote", id=a["id"], to_namespace="proj")
-    assert clone["to_namespace"] == "proj"
+    assert clone["to_namespace"] == "proj" and clone["mode"] == "vertical" and clone["source_id"] == a["id"]
     assert call("memory_get", id=clone["clone_id"])["namespace"] == "proj"
     assert "ancestor" in error("memory_promote", id=a["id"], to_namespace="elsewhere")
     assert error("memory_expand_query", query="x") == \
@@ -404,20 +412,23 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     assert error("memory_get", id=s1["id"]) == "memory not found"
 
     # agents, notify, inbox, quota
-    reg = call("memory_agent_register", agent_id="ai:bob", agent_type="human", capabilities=["review"])
-    assert reg["registered"] is True
-    first_seen = reg["registered_at"]
-    reg2 = call("memory_agent_register", agent_id="ai:bob", agent_type="system")
-    assert reg2["registered_at"] == first_seen
+    bob = call("memory_agent_register", agent_id="ai:bob", agent_type="human", capabilities=["review"])
+    assert bob["registered"] is True and bob["capabilities"] == ["review"]
+    bob2 = call("memory_agent_register", agent_id="ai:bob", agent_type="system")
+    assert bob2["id"] == bob["id"]
     agents = call("memory_agent_list")
-    assert agents["count"] == 1 and agents["agents"][0]["agent_type"] == "system"
+    assert agents["count"] == 2
+    bob_row = next(x for x in agents["agents"] if x["agent_id"] == "ai:bob")
+    assert bob_row["agent_type"] == "system" and bob_row["registered_at"] <= bob_row["last_seen_at"]
     sent = call("memory_notify", target_agent_id="ai:bob", title="ping", payload="please review PR 7")
+    assert sent["from"] == me and sent["to"] == "ai:bob" and sent["namespace"] == "_messages/ai:bob"
     call("memory_notify", target_agent_id="ai:bob", title="ping", payload="second message")
     inbox = call("memory_inbox", agent_id="ai:bob")
-    assert inbox["count"] == 2 and inbox["unread"] == 2
-    assert {m["content"] for m in inbox["messages"]} == {"please review PR 7", "second message"}
-    assert sent["namespace"] == "_messages/ai:bob"
+    assert inbox["count"] == 2 and all(m["read"] is False and m["from"] == me for m in inbox["messages"])
+    assert {m["payload"] for m in inbox["messages"]} == {"please review PR 7", "second message"}
     assert call("memory_inbox")["count"] == 0  # the caller's own inbox
+    call("memory_recall", context="review")  # reading through recall marks the message read
+    assert call("memory_inbox", agent_id="ai:bob", unread_only=True)["count"] == 1
     quota = call("memory_quota_status", agent_id="ai:other")
     assert quota["memories_stored"] == 1 and quota["within_quota"] is True
 
@@ -426,24 +437,27 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     std = call("memory_namespace_set_standard", namespace="gov", id=policy["id"],
                governance={"write": "approve", "delete": "approve"})
     assert std["set"] is True
+    assert std == {"set": True, "namespace": "gov", "standard_id": policy["id"],
+                   "governance": {"write": "approve", "delete": "approve"}}
     got_std = call("memory_namespace_get_standard", namespace="gov")
-    assert got_std["standard_id"] == policy["id"]
-    assert got_std["standard"]["metadata"]["governance"]["write"] == "approve"
+    assert got_std["standard_id"] == policy["id"] and got_std["content"] == "writes need approval"
+    assert got_std["governance"]["write"] == "approve"
     chain = call("memory_namespace_get_standard", namespace="gov/sub", inherit=True)
-    assert [e["namespace"] for e in chain["chain"]] == ["gov"]
+    assert chain["chain"] == ["*", "gov", "gov/sub"]
+    assert [e["namespace"] for e in chain["standards"]] == ["gov"]
     queued = mcp.call("memory_store", title="needs approval", content="queued write", namespace="gov",
                       agent_id="ai:intern")
     assert queued["status"] == "pending" and queued["action"] == "store"
     pending = call("memory_pending_list")
     assert [p["id"] for p in pending["pending"]] == [queued["pending_id"]]
     approved = call("memory_pending_approve", id=queued["pending_id"])
-    assert approved["approved"] is True
+    assert approved["approved"] is True and approved["executed"] is True and approved["decided_by"] == me
     assert any(m["title"] == "needs approval" for m in call("memory_list", namespace="gov")["memories"])
     queued2 = mcp.call("memory_store", title="rejected write", content="nope", namespace="gov",
                        agent_id="ai:intern")
     assert call("memory_pending_reject", id=queued2["pending_id"])["rejected"] is True
     assert call("memory_pending_list", status="rejected")["count"] == 1
-    assert "already rejected" in error("memory_pending_approve", id=queued2["pending_id"])
+    assert "not found or already decided" in error("memory_pending_approve", id=queued2["pending_id"])
     assert not any(m["title"] == "rejected write" for m in call("memory_list", namespace="gov")["memories"])
     assert call("memory_namespace_clear_standard", namespace="gov")["cleared"] is True
     assert call("memory_namespace_get_standard", namespace="gov")["standard_id"] is None
@@ -454,24 +468,23 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     assert call("memory_delete", id=b["id"]) == {"deleted": True}
     assert json.loads(received.get(timeout=REPLY_TIMEOUT)[1])["event"] == "memory_delete"
     assert error("memory_delete", id=b["id"]) == "memory not found"
-    preview = call("memory_forget", pattern="basil", dry_run=True)
-    assert preview["would_delete"] == 1 and preview["ids"] == [c["id"]]
-    assert call("memory_forget", pattern="basil") == {"deleted": 1}
+    assert call("memory_forget", pattern="basil", dry_run=True) == {"would_delete": 1, "dry_run": True}
+    assert call("memory_forget", pattern="basil") == {"deleted": 1, "archived": True}
     assert "at least one" in error("memory_forget")
     archived = call("memory_archive_list")
     assert [m["id"] for m in archived["archived"]] == [c["id"]]
     assert call("memory_archive_stats")["archived_total"] == 1
     assert call("memory_archive_restore", id=c["id"]) == {"restored": True, "id": c["id"]}
     assert call("memory_get", id=c["id"])["content"] == "a better basil recipe"
-    assert error("memory_archive_restore", id=c["id"]) == "archived memory not found"
+    assert error("memory_archive_restore", id=c["id"]) == "not found in archive"
 
     store = Store(str(db))  # an expired row, written behind the server's back, for gc
     old = new_memory("stale", "expired row", namespace="misc")
     old["expires_at"] = ts_in(-5)
     store.store(old)
     store.close()
-    assert call("memory_gc", dry_run=True)["would_delete"] == 1
-    assert call("memory_gc") == {"expired_deleted": 1}
+    assert call("memory_gc", dry_run=True) == {"collected": 1, "dry_run": True}
+    assert call("memory_gc") == {"collected": 1, "dry_run": False}
     assert call("memory_archive_purge", older_than_days=30) == {"purged": 0}
     assert call("memory_archive_purge")["purged"] == 1
     assert call("memory_archive_stats")["archived_total"] == 0
@@ -487,8 +500,8 @@ def test_every_full_profile_tool_works(mcp: Mcp, db: Path,
     assert call("memory_subscription_dlq_list")["count"] == 2
     assert "https" in error("memory_subscribe", url="http://example.com/hook")
     assert "SSRF" in error("memory_subscribe", url="https://10.1.2.3/hook")
-    assert call("memory_unsubscribe", id=dead["id"]) == {"removed": True, "id": dead["id"]}
-    assert error("memory_unsubscribe", id=dead["id"]) == "subscription not found"
+    assert call("memory_unsubscribe", id=dead["id"]) == {"id": dead["id"], "removed": True}
+    assert call("memory_unsubscribe", id=dead["id"]) == {"id": dead["id"], "removed": False}
 
     assert called == set(FULL_ORDER), sorted(set(FULL_ORDER) - called)
 

@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shipgate.hosts import CommandResult, HostAccess
-
-from shipgate.inventory import Inventory
 from shipgate.atomic import write_text
+from shipgate.hosts import CommandResult, HostAccess
+from shipgate.inventory import Inventory
 from shipgate.models import Check, OperationEvent, TargetRef, Timing
 from shipgate.settings import GateSettings
 

@@ -283,13 +283,13 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
     s = ctx.settings.phase4
     namespace = f"chaos-{fault.replace('_', '-')}-c{n}"
     k = _writers(s.writes, s.concurrency)
-    agents = [f"chaos-w{i}" for i in range(1, k + 1)]
+    agents = [f"w{i}" for i in range(1, k + 1)]
     frac = fault_moment(seed, fault, n)
     rate = s.writes / s.burst_s
     args = ["burst", "--url", cluster.leader.url, "--node", cluster.leader.name, "--namespace", namespace,
             "--agents", ",".join(agents), "--writes", str(s.writes // k), "--rate", f"{rate:.3f}",
             "--timeout", str(s.quorum_timeout_ms / 1000 + 3), "--source", "chaos",
-            "--title-format", f"c{n}-{{agent}}-w{{seq}}", "--content-prefix", f"chaos test payload {n}",
+            "--title-format", f"c{n}-{{agent}}-{{seq}}", "--content-prefix", f"chaos test payload {n}",
             "--no-agent-header"]
     burst_limit = s.burst_s + s.writes * (s.quorum_timeout_ms / 1000 + 3) / k + 30
     box: dict[str, CommandResult] = {}
@@ -465,7 +465,8 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
 
 
 def _landed_mid_burst(outcome: FaultOutcome, events: list[dict[str, Any]]) -> None:
-    """The fault must start while the burst's writes are in flight; record how many were."""
+    """The fault must start while the burst's writes are in flight; record how many overlapped the
+    nemesis action (from sending the fault to its read-back)."""
     if outcome.started_at is None or not events:
         return
     invokes = [e["time"] for e in events if e.get("type") == "invoke"]
@@ -474,22 +475,26 @@ def _landed_mid_burst(outcome: FaultOutcome, events: list[dict[str, Any]]) -> No
         return
     first, last = min(invokes), max(completes)
     t = outcome.started_at
-    open_ops = _in_flight(events, t)
-    outcome.evidence.append(f"fault at +{t - first:.3f}s of a {last - first:.3f}s burst, {open_ops} writes in flight")
+    done = [e["time"] for e in outcome.events if e.get("type") != "invoke"]
+    t_end = min(done) if done else t
+    open_ops = _in_flight(events, t, t_end)
+    outcome.evidence.append(f"fault at +{t - first:.3f}s of a {last - first:.3f}s burst, "
+                            f"{open_ops} writes in flight while it was applied")
     if not first <= t <= last and outcome.applied:
         outcome.applied = False
         outcome.problem = (f"the fault started {t - first:+.3f}s from the burst's first write, outside the burst "
                            f"({last - first:.3f}s): no write was in flight")
 
 
-def _in_flight(events: list[dict[str, Any]], t: float) -> int:
+def _in_flight(events: list[dict[str, Any]], t0: float, t1: float) -> int:
+    """Writes whose [invoke, completion] interval overlaps [t0, t1]."""
     started: dict[str, float] = {}
     count = 0
     for e in events:
         key = f"{e.get('process')}/{e.get('title')}"
         if e.get("type") == "invoke":
             started[key] = e["time"]
-        elif key in started and started[key] <= t <= e.get("time", 0.0):
+        elif key in started and started[key] <= t1 and e.get("time", 0.0) >= t0:
             count += 1
     return count
 

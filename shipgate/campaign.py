@@ -54,6 +54,7 @@ class CampaignOptions:
     git_ref: str | None = None
     inventory: Inventory | None = None  # given directly (tests, DigitalOcean); then nothing is provisioned
     render: bool = True
+    ssh_key: Path | None = None  # DigitalOcean: the operator's private key (default ~/.ssh/id_ed25519)
 
 
 def new_campaign_id(prefix: str = "gate") -> str:
@@ -182,9 +183,18 @@ def _provide(opts: CampaignOptions, campaign_id: str, progress: Callable[[str], 
         return opts.inventory.model_copy(update={"campaign_id": campaign_id}), False
     if opts.provider == "digitalocean":
         from shipgate import digitalocean
+        from shipgate.inventory import Target
 
+        if opts.target is None:
+            raise ValueError("--infra digitalocean needs --target: the ai-memory binary to install on the droplets")
+        key = opts.ssh_key or Path(os.environ.get("SHIPGATE_SSH_KEY", Path.home() / ".ssh" / "id_ed25519"))
+        if not key.is_file():
+            raise ValueError(f"SSH private key {key} not found (set --ssh-key or SHIPGATE_SSH_KEY)")
+        known_hosts = Path.home() / ".cache" / "shipgate" / f"{campaign_id}.known_hosts"
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)
         progress("reading the Pulumi stack outputs")
-        inv = digitalocean.load_inventory(target=opts.target, git_ref=opts.git_ref)
+        inv = digitalocean.load_inventory(ssh_key=key, known_hosts=known_hosts,
+                                          target=Target(kind="binary", path=opts.target, git_ref=opts.git_ref))
         return inv.model_copy(update={"campaign_id": campaign_id}), False
     from shipgate import lab
 

@@ -67,13 +67,18 @@ class ServeSpec(BaseModel):
 
 
 def install_agent(access: HostAccess, hosts: Sequence[str]) -> None:
-    """Upload the host agent; raises ServiceError naming the first host that failed."""
-    for host, res in access.run_many(hosts, f"mkdir -p {WORKDIR}", timeout=15).items():
-        if not res.ok:
-            raise ServiceError(host, f"cannot create ~/{WORKDIR}: {res.error or res.stderr.strip()}")
+    """Upload the host agent; raises ServiceError naming the first host that failed.
+
+    The path is made absolute from the login shell's $HOME: SFTP starts in the passwd home
+    directory, which is not the host's home where the environment sets another one (the lab)."""
+    homes: dict[str, str] = {}
+    for host, res in access.run_many(hosts, f'mkdir -p {WORKDIR} && printf %s "$HOME"', timeout=15).items():
+        if not res.ok or not res.stdout.startswith("/"):
+            raise ServiceError(host, f"cannot create ~/{WORKDIR}: {res.error or res.stderr.strip() or res.stdout!r}")
+        homes[host] = res.stdout
     for host in hosts:
         try:
-            access.put(host, AGENT_SOURCE, AGENT, mode=0o755)
+            access.put(host, AGENT_SOURCE, f"{homes[host]}/{AGENT}", mode=0o755)
         except Exception as exc:
             raise ServiceError(host, f"cannot upload the host agent: {exc}") from exc
 

@@ -26,6 +26,7 @@ COMMON_HELP = {
     "soak": "phase 4: the soak shape, 200 cycles x 100 writes",
     "skew": "phase 4: libfaketime offset of node-c for clock_skew_peer (default +300s)",
     "topology": "phase 4: hosts (default) or local (the upstream shape: three serves on the chaos host)",
+    "runs_dir": "where run folders go (default runs/)",
 }
 
 
@@ -40,7 +41,7 @@ def _int(flag: str, value) -> int | None:
 
 def _run(phases: str, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
          campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False,
-         skew=None, topology=None) -> None:
+         skew=None, topology=None, runs_dir=None) -> None:
     from shipgate.campaign import CampaignOptions, run_campaign
     from shipgate.settings import SettingsError, load_settings, parse_phases
 
@@ -63,6 +64,8 @@ def _run(phases: str, config=None, target=None, defects=None, keep=False, infra=
                            target=Path(target).resolve() if target else None,
                            defects=[d for d in (defects or "").split(",") if d], keep=keep,
                            campaign_id=campaign_id, git_ref=git_ref)
+    if runs_dir:
+        opts.runs_dir = Path(runs_dir).resolve()
     summary = run_campaign(opts)
     raise Exit(code=summary.exit_code)
 
@@ -70,47 +73,48 @@ def _run(phases: str, config=None, target=None, defects=None, keep=False, infra=
 @task(help={"phases": "comma list of phases to run (default 1,2,3,4)", **COMMON_HELP}, iterable=["fault"])
 def gate(c, phases="1,2,3,4", config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
          campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None,
-         topology=None):
+         topology=None, runs_dir=None):
     """Run the gate: lab (or --infra digitalocean) -> phases -> validate -> summary -> report -> teardown.
 
     Exit code 0 pass, 1 fail (the product broke an invariant), 2 error (the gate could not tell).
     Results land in runs/<campaign-id>/.
     """
     _run(phases, config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
-         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology)
+         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology, runs_dir)
 
 
 P123_HELP = {k: COMMON_HELP[k] for k in
-             ("config", "target", "defects", "keep", "infra", "lab_name", "campaign_id", "git_ref")}
+             ("config", "target", "defects", "keep", "infra", "lab_name", "campaign_id", "git_ref", "runs_dir")}
 
 
 @task(help=P123_HELP)
 def phase1(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None):
+           git_ref=None, runs_dir=None):
     """Phase 1 alone: functional checks on each node, in parallel."""
-    _run("1", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
+    _run("1", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
 
 
 @task(help=P123_HELP)
 def phase2(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None):
+           git_ref=None, runs_dir=None):
     """Phase 2 alone: federation burst, quorum probes, polled convergence."""
-    _run("2", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
+    _run("2", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
 
 
 @task(help=P123_HELP)
 def phase3(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None):
+           git_ref=None, runs_dir=None):
     """Phase 3 alone: SQLite -> Postgres -> SQLite migration with a record-by-record comparison."""
-    _run("3", config, target, defects, keep, infra, lab_name, campaign_id, git_ref)
+    _run("3", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
 
 
 @task(help=COMMON_HELP, iterable=["fault"])
 def phase4(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None):
+           git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
+           runs_dir=None):
     """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew); e.g. --fault partition_minority."""
     _run("4", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
-         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology)
+         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology, runs_dir)
 
 
 @task

@@ -1,0 +1,113 @@
+"""`invoke gate` end to end on a real lab against the reference peer, clean and with seeded defects.
+
+Each campaign builds its own small lab (a unique name), runs, validates and tears down; the
+assertions read the artifacts the campaign wrote, as a release engineer would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shipgate.campaign import CampaignOptions, run_campaign
+from shipgate.models import CampaignSummary, Phase1NodeReport, Phase2Report, Phase3Report
+from shipgate.settings import load_settings
+from shipgate.validate import validate_run
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _leftovers(name: str) -> list[str]:
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
+    out = [line.split()[0] for line in ns.splitlines() if line.startswith(f"{name}-")]
+    out += [line.split(": ")[1].split("@")[0] for line in links.splitlines() if f": {name}-" in line]
+    return out
+
+
+def campaign(tmp_path: Path, name: str, phases: list[int], defects: list[str] | None = None,
+             overrides: dict | None = None) -> CampaignSummary:
+    settings = load_settings(overrides={"phases": phases, **(overrides or {})})
+    opts = CampaignOptions(settings=settings, lab_name=name, defects=defects or [], runs_dir=tmp_path,
+                           render=False)
+    summary = run_campaign(opts, progress=lambda msg: print(msg, file=sys.stderr))
+    assert not _leftovers(name), "the lab must be gone after the campaign"
+    return summary
+
+
+def _checks(report) -> dict[str, str]:
+    return {c.id: c.status for c in report.checks}
+
+
+def test_gate_phases_1_2_3_pass_on_the_reference_peer(tmp_path: Path):
+    """The acceptance run, through the real command line a user types."""
+    res = subprocess.run([sys.executable, "-m", "invoke", "gate", "--phases", "1,2,3", "--lab-name", "gtok",
+                          "--runs-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert validate_run(run_dir) == []
+    summary = CampaignSummary.load(run_dir / "campaign-summary.json")
+    assert summary.verdict == "pass" and summary.overall_pass and summary.reasons == []
+    assert summary.phases_run == [1, 2, 3]
+    p2 = Phase2Report.load(run_dir / "phase2.json")
+    assert p2.ok == 200 and p2.counts == {"a": 200, "b": 200, "c": 200}
+    assert (p2.probe1_single_peer_down, p2.probe2_both_peers_down) == ("201", "503")
+    assert all(v is not None for v in p2.time_to_converge_s.values())
+    p3 = Phase3Report.load(run_dir / "phase3.json")
+    assert p3.src_count == p3.dst_count == 1000 and p3.content["roundtrip"].identical == 1000
+    for node in ("node-a", "node-b", "node-c"):
+        p1 = Phase1NodeReport.load(run_dir / f"phase1-{node}.json")
+        assert p1.status == "pass" and p1.mcp_tool_count >= 30 and p1.snapshot_count == 1
+    assert "***" in (run_dir / "inventory.json").read_text()
+    assert not _leftovers("gtok")
+
+
+def test_fanout_abort_fails_phase2_naming_nodes_and_missing_writes(tmp_path: Path):
+    summary = campaign(tmp_path, "gtfan", [2], ["fanout_abort"])
+    assert summary.verdict == "fail" and summary.exit_code == 1
+    p2 = summary.phases[0]
+    assert isinstance(p2, Phase2Report) and p2.status == "fail"
+    missing = {node: titles for node, titles in p2.missing_writes.items() if titles}
+    assert set(missing) <= {"node-b", "node-c"} and missing, p2.missing_writes
+    assert any("convergence.node-" in r and "missing" in r for r in p2.reasons)
+
+
+def test_quorum_w1_fails_probe2(tmp_path: Path):
+    summary = campaign(tmp_path, "gtw1", [2], ["quorum_w1"])
+    checks = _checks(summary.phases[0])
+    assert summary.verdict == "fail"
+    assert checks["probe2.both_peers_down"] == "fail"
+
+
+def test_quorum_hang_fails_probe2_and_the_gate_does_not_hang(tmp_path: Path):
+    summary = campaign(tmp_path, "gthang", [2], ["quorum_hang"])
+    checks = _checks(summary.phases[0])
+    assert summary.verdict == "fail"
+    assert checks["probe2.fast"] == "fail"
+
+
+def test_list_ignores_limit_is_noticed(tmp_path: Path):
+    summary = campaign(tmp_path, "gtlim", [2], ["list_ignores_limit"])
+    checks = _checks(summary.phases[0])
+    assert summary.verdict == "fail"
+    assert any(k.startswith("list.") and v == "fail" for k, v in checks.items()), checks
+
+
+def test_backup_corrupt_fails_phase1(tmp_path: Path):
+    summary = campaign(tmp_path, "gtbak", [1], ["backup_corrupt"])
+    assert summary.verdict == "fail"
+    for report in summary.phases:
+        assert _checks(report)["backup.sha256_matches_manifest"] == "fail"
+
+
+def test_migrate_truncate_fails_phase3(tmp_path: Path):
+    summary = campaign(tmp_path, "gttrunc", [3], ["migrate_truncate"])
+    assert summary.verdict == "fail"
+    p3 = summary.phases[0]
+    assert _checks(p3)["content.roundtrip.identical"] == "fail"
+    assert p3.content["roundtrip"].mismatched and p3.content["roundtrip"].mismatched[0].field == "content"
+    assert p3.report_forward.memories_written == 1000, "counts still match: only the content check catches it"

@@ -37,7 +37,7 @@ CONFIG_NAMESPACE = "shipgate"
 DEFAULT_PULUMI_TIMEOUT_S = 60.0
 # What a host prints once cloud-init (packages, host key, dead-man switch) has finished.
 READY_MARKER = "/var/lib/shipgate/ready"
-READY_COMMAND = "cloud-init status --wait >/dev/null; test -f /var/lib/shipgate/ready"
+READY_COMMAND = f"timeout 900 cloud-init status --wait >/dev/null; test -f {READY_MARKER}"
 
 _TAG_BAD = re.compile(r"[^A-Za-z0-9:_-]")
 _NAME_BAD = re.compile(r"[^a-z0-9-]+")

@@ -164,6 +164,7 @@ class PostgresServer:
         except BaseException:
             self.stop()
             raise
+        self.pid = self._postmaster() or self._proc.pid
 
     def _check_traversable(self, user: pwd.struct_passwd, path: Path) -> None:
         """Fail clearly when a parent directory of `path` (the data dir, or the bundled binaries) is closed to
@@ -222,22 +223,54 @@ class PostgresServer:
     def _admin_kwargs(self, dbname: str) -> dict[str, object]:
         return {"host": str(self.socket_dir), "port": self.port, "user": _SUPERUSER, "dbname": dbname}
 
+    def _group(self) -> list[tuple[int, int, str]]:
+        """(pid, ppid, exe name) of every live process in the server's process group. The group is the one
+        `start` created (start_new_session), so it holds the prefix (if it forks), the postmaster and its
+        backends, whatever PID namespace the prefix entered."""
+        if self._proc is None:
+            return []
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] == "Z" or int(fields[2]) != self._proc.pid:
+                    continue
+                exe = Path(os.readlink(entry / "exe")).name
+            except (OSError, IndexError, ValueError):
+                continue
+            out.append((int(entry.name), int(fields[1]), exe))
+        return out
+
+    def _postmaster(self) -> int | None:
+        """PID (in our namespace) of the postmaster: the postgres process whose parent is not postgres.
+        It differs from the Popen PID when `run_prefix` forks (e.g. `nsenter --pid`)."""
+        group = self._group()
+        pg = {pid for pid, _, exe in group if exe == "postgres"}
+        roots = [pid for pid, ppid, exe in group if exe == "postgres" and ppid not in pg]
+        return roots[0] if roots else None
+
     def stop(self, timeout: float = 15) -> None:
-        """Fast shutdown (SIGINT to the postmaster), then SIGKILL if it lingers. Idempotent."""
+        """Fast shutdown (SIGINT to the postmaster itself, so a forking prefix cannot swallow it), then SIGKILL
+        of the whole process group if anything lingers past `timeout`. Idempotent."""
         proc = self._proc
         if proc is not None:
             if proc.poll() is None:
+                target = self._postmaster() or proc.pid
                 with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGINT)
+                    os.kill(target, signal.SIGINT)
                 try:
                     proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
-            # Children (backends) belong to the postmaster's session; make sure none survive a SIGKILL.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while self._group() and time.monotonic() < deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                time.sleep(0.05)
         if self._log_fh is not None:
             self._log_fh.close()  # type: ignore[attr-defined]
             self._log_fh = None

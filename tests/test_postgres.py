@@ -184,3 +184,22 @@ def test_runs_inside_a_network_namespace(data_dir: Path) -> None:
         if srv is not None:
             srv.stop()
         subprocess.run(["ip", "netns", "del", ns], check=False, timeout=10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_forking_prefix_still_gets_a_clean_fast_shutdown(data_dir: Path) -> None:
+    """The lab's prefix (`nsenter --pid ...`) forks: `pid` must be the postmaster, and stop() must reach it."""
+    srv = PostgresServer(data_dir, port=free_port(), run_prefix=["unshare", "--pid", "--fork", "--"])
+    try:
+        srv.start()
+        pid = srv.pid
+        assert pid is not None
+        assert Path(os.readlink(f"/proc/{pid}/exe")).name == "postgres"
+        assert srv._proc is not None and srv._proc.pid != pid  # the prefix forked
+        srv.create_database("f", "fu", "fp")
+        assert run_probe(srv.dsn("f", "fu", "fp")).returncode == 0
+        pgid = srv._proc.pid
+    finally:
+        srv.stop()
+    assert not alive(pid) and group_members(pgid) == []
+    assert "database system is shut down" in (data_dir / "postgres.log").read_text()

@@ -36,6 +36,16 @@ def _stack(stack: str | None, campaign: str | None) -> str | None:
     return None
 
 
+def _seconds(flag: str, value: str | float) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise Exit(f"--{flag} takes a number of seconds (got {value!r})", code=2) from None
+    if seconds <= 0:
+        raise Exit(f"--{flag} must be more than 0 seconds (got {value!r})", code=2)
+    return seconds
+
+
 def _read_public_key(path: str | None) -> str | None:
     if path is None:
         return None
@@ -49,6 +59,7 @@ def _read_public_key(path: str | None) -> str | None:
 
 
 @task(
+    auto_shortflags=False,
     help={
         "campaign": "campaign id; selects (or creates) the stack campaign-<id> and sets shipgate:campaignId",
         "stack": "Pulumi stack name (default: campaign-<id>, or the currently selected stack)",
@@ -59,7 +70,7 @@ def _read_public_key(path: str | None) -> str | None:
         "target_ref": "the ai-memory git ref under test, recorded in the outputs (shipgate:targetRef)",
         "dead_man_hours": "power the droplets off after this many hours (shipgate:deadManHours, default 8)",
         "timeout": "seconds `pulumi up` may take (default 3600)",
-    }
+    },
 )
 def up(
     c,
@@ -71,7 +82,7 @@ def up(
     ssh_key_fingerprint=None,
     target_ref=None,
     dead_man_hours=None,
-    timeout=3600.0,
+    timeout="3600",
 ):
     """`pulumi up` for one campaign stack (needs the pulumi CLI and DIGITALOCEAN_TOKEN)."""
     name = _stack(stack, campaign)
@@ -88,7 +99,7 @@ def up(
         if name:
             do.select_stack(name, create=True)
         do.set_stack_config(settings, stack=name)
-        do.pulumi_up(stack=name, timeout_s=float(timeout))
+        do.pulumi_up(stack=name, timeout_s=_seconds("timeout", timeout))
     except do.DigitalOceanError as err:
         raise Exit(f"infra.up: {err}", code=2) from None
     print(f"infra.up: stack {name or '(current)'} is up; next: invoke gate --infra digitalocean")
@@ -101,11 +112,11 @@ def up(
         "timeout": "seconds `pulumi destroy` may take (default 3600)",
     }
 )
-def down(c, campaign=None, stack=None, timeout=3600.0):
+def down(c, campaign=None, stack=None, timeout="3600"):
     """`pulumi destroy` on a campaign stack; if it fails, `invoke janitor --campaign ID --yes` cleans up."""
     name = _stack(stack, campaign)
     try:
-        do.pulumi_destroy(stack=name, timeout_s=float(timeout))
+        do.pulumi_destroy(stack=name, timeout_s=_seconds("timeout", timeout))
     except do.DigitalOceanError as err:
         hint = f" Run `invoke janitor --campaign {campaign} --yes` to remove leftovers." if campaign else ""
         raise Exit(f"infra.down: {err}.{hint}", code=2) from None
@@ -121,12 +132,13 @@ def down(c, campaign=None, stack=None, timeout=3600.0):
         "poll": "seconds between polls of the VPC's members (default 10)",
     }
 )
-def janitor(c, campaign, yes=False, api_url=DEFAULT_API_URL, vpc_wait=900.0, poll=10.0):
+def janitor(c, campaign, yes=False, api_url=DEFAULT_API_URL, vpc_wait="900", poll="10"):
     """List (and with --yes delete) DigitalOcean droplets, databases, firewalls, SSH key and VPC of a campaign.
 
     The token comes from DIGITALOCEAN_TOKEN and is never printed. Exit 0 when nothing is left (or, without
     --yes, after listing), 2 when something could not be found or deleted.
     """
+    wait_s, poll_s = _seconds("vpc-wait", vpc_wait), _seconds("poll", poll)
     try:
         do.campaign_tag(campaign)
         token = token_from_env(dict(os.environ))
@@ -142,7 +154,7 @@ def janitor(c, campaign, yes=False, api_url=DEFAULT_API_URL, vpc_wait=900.0, pol
             if not yes:
                 print("janitor: nothing deleted; run again with --yes to delete these")
                 return
-            outcome = delete_leftovers(client, campaign, found, vpc_wait_s=float(vpc_wait), poll_s=float(poll))
+            outcome = delete_leftovers(client, campaign, found, vpc_wait_s=wait_s, poll_s=poll_s)
     except DoApiError as err:
         raise Exit(f"janitor: {err}", code=2) from None
     gone = len(outcome.deleted) + len(outcome.already_gone)

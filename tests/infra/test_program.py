@@ -318,3 +318,10 @@ def test_the_entry_point_stops_with_a_clear_error_on_bad_config(mocks: DoMocks, 
     with pytest.raises(pulumi.RunError, match="opens SSH to the whole internet"):
         runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
     assert mocks.resources == []
+
+
+def test_the_pulumi_project_file_runs_this_program_in_the_project_venv():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert (ROOT / project["main"] / "__main__.py").is_file()

@@ -57,6 +57,18 @@ WantedBy=timers.target
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (scripts, units, keys) as literal blocks, readable in the droplet console."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def render_user_data(
     *,
     hostname: str,
@@ -100,4 +112,4 @@ def render_user_data(
             ["sh", "-c", f"mkdir -p /var/lib/shipgate && date -u +%FT%TZ > {READY_MARKER}"],
         ],
     }
-    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000)

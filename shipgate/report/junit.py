@@ -18,7 +18,7 @@ from shipgate.atomic import write_bytes
 XSD_PATH = Path(__file__).with_name("junit.xsd")
 
 # XML 1.0 forbids most control characters even when escaped; evidence text may contain them.
-_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_text(value: object) -> str:

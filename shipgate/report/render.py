@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,16 +38,34 @@ STEP_SUMMARY_LIMIT = 1024 * 1024 - 64 * 1024  # GitHub refuses step summaries ov
 VALUE_LIMIT = 300
 
 
+# Characters an HTML document may not contain (controls, noncharacters, lone surrogates). Evidence can hold
+# them (a binary file, a program's stderr); they are shown as U+FFFD so the page stays valid.
+_NOT_HTML = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+
+
+def clean_text(value: str) -> str:
+    return _NOT_HTML.sub("\ufffd", value)
+
+
+def _finalize(value: Any) -> Any:
+    """Applied to every expression a template prints: strip characters HTML forbids, keep Markup as Markup."""
+    if isinstance(value, Markup):
+        return Markup(clean_text(str(value)))
+    if isinstance(value, str):
+        return clean_text(value)
+    return value
+
+
 @cache
 def _env() -> Environment:
-    env = Environment(
+    return Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html", "j2"], default=True),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
-    return env
 
 
 @cache
@@ -349,7 +368,7 @@ def render_campaign(run_dir: Path) -> Path:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return clean_text(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def step_summary(run_dir: Path, limit: int = STEP_SUMMARY_LIMIT) -> str:

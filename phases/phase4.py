@@ -290,17 +290,22 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
             "--agents", ",".join(agents), "--writes", str(s.writes // k), "--rate", f"{rate:.3f}",
             "--timeout", str(s.quorum_timeout_ms / 1000 + 3), "--source", "chaos",
             "--title-format", f"c{n}-{{agent}}-{{seq}}", "--content-prefix", f"chaos test payload {n}",
-            "--no-agent-header"]
+            "--no-agent-header", "--start-at", "START"]
     burst_limit = s.burst_s + s.writes * (s.quorum_timeout_ms / 1000 + 3) / k + 30
     box: dict[str, CommandResult] = {}
 
     def client() -> None:
         box["res"] = service.agent(ctx.access, "chaos", args, timeout=burst_limit)
 
-    thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
+    # The writers start at an agreed wall-clock instant (after the agent's measured start-up, with margin),
+    # and the fault is scheduled from that same instant: it lands mid-burst even when SSH is slow.
+    lead = max(0.25, 2 * startup + 0.1)
+    start_at = time.time() + lead
+    args[-1] = f"{start_at:.6f}"
     launched = time.monotonic()
+    thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
     thread.start()
-    _sleep_until(launched + startup + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
+    _sleep_until(launched + lead + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
     outcome = _inject(ctx, cluster, fault, s)
     thread.join(burst_limit + 5)
     burst_end = time.monotonic()

@@ -143,6 +143,9 @@ def cmd_burst(args: argparse.Namespace) -> int:
     def run(agent: str) -> None:
         ep = Endpoint(args.url, args.timeout)
         barrier.wait()
+        if args.start_at:
+            # A wall-clock start agreed with the operator, so a fault scheduled for it lands mid-burst.
+            time.sleep(max(0.0, args.start_at - time.time()))
         start = time.monotonic()
         for seq in range(1, args.writes + 1):
             if interval:
@@ -416,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--content-prefix", default="multi-agent write")
     b.add_argument("--node", help="node name recorded in every event")
     b.add_argument("--no-agent-header", action="store_true", help="send no X-Agent-Id (as the chaos harness)")
+    b.add_argument("--start-at", type=float, default=0.0, help="Unix time at which the writers start (0 = at once)")
     b.set_defaults(fn=cmd_burst)
 
     r = sub.add_parser("read", help="every row of a namespace on each node")

@@ -30,6 +30,7 @@ class FakeState:
     # (method, path) -> statuses to answer before serving normally, e.g. [429, 503]
     faults: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     retry_after: str | None = "0"
+    next_base: str | None = None  # write pagination links against this base instead of the server's own
     log: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     # resources deleted but still VPC members for a few more member polls: vpc id -> [member, polls left]
     lingering: dict[str, list[list[Any]]] = field(default_factory=dict)
@@ -102,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         if page * per_page < len(items):
             q = {k: v[0] for k, v in query.items()}
             q.update(page=str(page + 1), per_page=str(per_page))
-            links = {"pages": {"next": f"{self.server.url}{path}?{urlencode(q)}"}}
+            base = self.server.state.next_base or self.server.url
+            links = {"pages": {"next": f"{base}{path}?{urlencode(q)}"}}
         return 200, {key: chunk, "links": links, "meta": {"total": len(items)}}
 
     def _get(self, path: str, query: dict[str, list[str]]):

@@ -53,7 +53,7 @@ def test_arming_fixes_the_deadline_once(tmp_path: Path, doc: dict):
                                      f"echo 1234567 > {DEADLINE_FILE}; ARM; echo $before $first $(cat {DEADLINE_FILE})")
     assert res.returncode == 0, res.stderr
     before, first, rearmed = map(int, res.stdout.split())
-    assert 90 * 60 <= first - before <= 90 * 60 + 5
+    assert 90 * 60 <= first - before <= 90 * 60 + 60
     assert rearmed == 1234567, "arming at a later boot keeps the deadline already fixed"
 
 

@@ -166,3 +166,12 @@ def test_missing_token_bad_token_and_bad_campaign_are_clear_errors(api: FakeDoSe
     help_text = subprocess.run([sys.executable, "-m", "invoke", "--help", "janitor"], cwd=ROOT,
                                capture_output=True, text=True, timeout=60, check=True).stdout
     assert "--yes" in help_text and "DIGITALOCEAN_TOKEN" in help_text
+
+
+def test_pagination_links_to_another_host_never_get_the_token(api: FakeDoServer):
+    api.state.next_base = "http://127.0.0.2:9"  # another host (still loopback): must never be contacted
+    with DoClient(SecretStr(TOKEN), base_url=api.url, max_retries=0, timeout_s=5) as client:
+        droplets = client.list_all("/v2/droplets", "droplets")
+    assert len(droplets) == 9, "every page was read, from the configured API only"
+    pages = [q.get("page", ["1"])[0] for m, p, q in api.state.log if p == "/v2/droplets"]
+    assert pages == ["1", "2", "3", "4", "5"]

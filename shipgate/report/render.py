@@ -437,6 +437,14 @@ class IndexRow:
     sort_key: float
 
 
+def _phases_cell(run: list[int], requested: list[int]) -> str:
+    """'1,2,3,4' when every requested phase ran, else 'run 1,2 of 1,2,3,4'."""
+    req = ",".join(map(str, requested)) or "none"
+    if list(run) == list(requested):
+        return req
+    return f"ran {','.join(map(str, run)) or 'none'} of {req}"
+
+
 def _index_row(run_dir: Path) -> IndexRow:
     summary, problem, _ = read_document(run_dir / SUMMARY, CampaignSummary)
     href = quote(run_dir.name) + "/index.html"
@@ -458,7 +466,7 @@ def _index_row(run_dir: Path) -> IndexRow:
     return IndexRow(
         campaign_id=s.campaign_id, href=href, verdict=s.verdict, completed_at=fmt_time(when) if when else "—",
         target=target, provider=s.provider or ("upstream" if s.source == "upstream" else "—"),
-        phases=f"{','.join(map(str, s.phases_run)) or 'none'} of {','.join(map(str, s.phases_requested)) or 'none'}",
+        phases=_phases_cell(s.phases_run, s.phases_requested),
         upstream_pass=up, differs=up is not None and up != (s.verdict == "pass"), reason=reason,
         sort_key=when.timestamp() if when else mtime,
     )
@@ -482,7 +490,6 @@ def render_index(runs_dir: Path) -> Path:
     counts = {"pass": 0, "fail": 0, "error": 0, "unknown": 0}
     for r in rows:
         counts[r.verdict if r.verdict in counts else "unknown"] += 1
-    headline = "unknown" if not rows else rows[0].verdict
-    html = _env().get_template("index.html.j2").render(
-        rows=rows, counts=counts, headline=headline, css=_css(), csp=CSP, rendered_at=_now())
+    html = _env().get_template("index.html.j2").render(rows=rows, counts=counts, css=_css(), csp=CSP,
+                                                       rendered_at=_now())
     return write_text(runs_dir / "index.html", html)

@@ -91,7 +91,8 @@ def test_secrets_stay_in_step_env_and_are_never_echoed(wf: dict, steps: list[dic
         assert not re.search(r"^\s*set\s+-[a-z]*x", run, re.M), "no shell tracing"
         for line in run.splitlines():
             if re.search(r"\b(echo|printf|cat|tee)\b", line):
-                assert not any(v in line for v in SECRET_ENV), f"{s.get('name')}: {line.strip()}"
+                leaked = [v for v in SECRET_ENV if re.search(rf"\$\{{?{v}\b", line)]
+                assert not leaked, f"{s.get('name')}: {line.strip()}"
         for key, value in s.get("env", {}).items():
             if "secrets." in str(value):
                 assert value == f"${{{{ secrets.{key} }}}}", f"{key} maps its own secret only"
@@ -139,3 +140,19 @@ def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, 
     missing = subprocess.run(["bash", "-e", "-c", steps[-1]["run"]], env={"PATH": os.environ["PATH"], "GATE_CODE": ""},
                              capture_output=True, text=True, timeout=30, check=False)
     assert missing.returncode == 2 and "the gate did not run" in missing.stdout
+
+
+def test_missing_secrets_stop_the_run_early_without_printing_values(steps: list[dict]):
+    check = _step(steps, "repository secret DIGITALOCEAN_TOKEN is not set")
+    assert steps.index(check) < steps.index(_step(steps, "cargo build"))
+    base = {"PATH": os.environ["PATH"]}
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-e", "-c", check["run"]], env={**base, **env}, capture_output=True,
+                              text=True, timeout=30, check=False)
+
+    res = run(DIGITALOCEAN_TOKEN="", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="")
+    assert res.returncode == 1
+    assert "DIGITALOCEAN_TOKEN is not set" in res.stdout and "PULUMI_CONFIG_PASSPHRASE" in res.stdout
+    res = run(DIGITALOCEAN_TOKEN="dop_v1_sekrit", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="pp-sekrit")
+    assert res.returncode == 0 and "sekrit" not in res.stdout + res.stderr

@@ -1,10 +1,14 @@
 """W-of-N quorum replication and the pull catch-up loop (contract 4.1-4.6).
 
 A write is committed locally first (that commit is one ack), then pushed to every peer in parallel with
-`POST /api/v1/sync/push`; any 2xx is an ack, a failure gets one retry 250 ms later. The writer waits until
-1 + acks >= W (201), every peer has answered without reaching it, or the deadline passes (503). The
-remaining pushes are never cancelled: they run to completion on per-peer worker pools (so a black-holed
-peer cannot starve a healthy one). Outbound connections are kept alive in a small per-peer pool.
+`POST /api/v1/sync/push`; any 2xx is an ack, a failed push gets one retry 250 ms later. The writer waits until
+1 + acks >= W (201), every peer has answered without reaching it, or the deadline passes (503). Pushes are
+never cancelled: they run to completion on per-peer sender threads (so a black-holed peer cannot starve a
+healthy one), over keep-alive connections.
+
+Implementation choice: pushes queued for the same peer while its senders are busy are coalesced into one
+sync_push (up to 1000 memories). A 2xx acks every memory in it, exactly as it would ack each one alone, so the
+quorum semantics are unchanged; with sequential writers every push carries one memory, as in the real program.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -62,10 +65,20 @@ def parse_peers(values: list[str]) -> list[str]:
     return out
 
 
-class Peer:
-    """One peer: base URL, a keep-alive connection pool and a worker pool for its pushes."""
+@dataclass
+class _Push:
+    """One queued replication item: memories and/or deletions, and the quorum round waiting on it (if any)."""
 
-    def __init__(self, index: int, url: str, timeout_s: float, workers: int = 48) -> None:
+    memories: list[dict]
+    deletions: list[str]
+    rnd: _Round | None
+    key: str
+
+
+class Peer:
+    """One peer: base URL, a keep-alive connection pool and the sender threads that drain its push queue."""
+
+    def __init__(self, index: int, url: str, timeout_s: float, senders: int = 3) -> None:
         self.index = index
         self.id = f"peer-{index}"
         self.url = url
@@ -74,7 +87,30 @@ class Peer:
         self.port = parts.port or 80
         self.timeout_s = timeout_s
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fanout-{self.id}")
+        self.queue: deque[_Push] = deque()
+        self.cv = threading.Condition()
+        self.senders = senders
+        self.threads: list[threading.Thread] = []
+
+    def enqueue(self, item: _Push) -> None:
+        with self.cv:
+            self.queue.append(item)
+            self.cv.notify()
+
+    def take(self, stop: threading.Event, max_rows: int = 1000) -> list[_Push]:
+        """Block until work is queued; return as many queued items as fit in one push."""
+        with self.cv:
+            while not self.queue:
+                if stop.is_set():
+                    return []
+                self.cv.wait(0.5)
+            batch = [self.queue.popleft()]
+            rows = len(batch[0].memories) + len(batch[0].deletions)
+            while self.queue and rows + len(self.queue[0].memories) + len(self.queue[0].deletions) <= max_rows:
+                item = self.queue.popleft()
+                rows += len(item.memories) + len(item.deletions)
+                batch.append(item)
+            return batch
 
     def _connect(self) -> http.client.HTTPConnection:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
@@ -117,7 +153,8 @@ class Peer:
         raise OSError("unreachable")
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=False)
+        with self.cv:
+            self.cv.notify_all()
         while True:
             try:
                 self._idle.get_nowait().close()
@@ -175,6 +212,11 @@ class Federation:
                                          "catchup_applied": 0, "catchup_errors": 0}
         self._counter_lock = threading.Lock()
         self._catchup_thread: threading.Thread | None = None
+        for peer in self.peers:
+            for i in range(peer.senders):
+                t = threading.Thread(target=self._sender_loop, args=(peer,), name=f"push-{peer.id}-{i}", daemon=True)
+                t.start()
+                peer.threads.append(t)
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._counter_lock:
@@ -182,9 +224,30 @@ class Federation:
 
     # ---- fan-out ------------------------------------------------------------------------------
 
-    def _push_body(self, mems: list[dict]) -> bytes:
-        return json.dumps({"sender_agent_id": self.local_id, "memories": mems, "dry_run": False},
-                          ensure_ascii=False).encode()
+    def _push_body(self, mems: list[dict], deletions: list[str] | None = None) -> bytes:
+        body: dict = {"sender_agent_id": self.local_id, "memories": mems, "dry_run": False}
+        if deletions:
+            body["deletions"] = deletions
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def _sender_loop(self, peer: Peer) -> None:
+        """Drain the peer's queue: one (coalesced) push, one retry 250 ms after a failure, then report."""
+        while not self.stop.is_set():
+            batch = peer.take(self.stop)
+            if not batch:
+                continue
+            mems = [m for item in batch for m in item.memories]
+            dels = [d for item in batch for d in item.deletions]
+            body = self._push_body(mems, dels)
+            key = batch[0].key
+            ok = self._attempt(peer, body, key)
+            if not ok and not self.stop.is_set():
+                time.sleep(RETRY_DELAY_S)
+                ok = self._attempt(peer, body, key)
+            self._count("fanout_ok" if ok else "fanout_failed", len(batch))
+            for item in batch:
+                if item.rnd is not None:
+                    item.rnd.report(peer.id, ok)
 
     def _attempt(self, peer: Peer, body: bytes, key: str, extra: dict[str, str] | None = None) -> bool:
         try:
@@ -202,37 +265,33 @@ class Federation:
         ids = parsed.get("ids") if isinstance(parsed, dict) else None
         return not (isinstance(ids, list) and ids and key not in ids)
 
-    def _push_with_retry(self, peer: Peer, body: bytes, key: str, rnd: _Round | None,
-                         cancelled: Callable[[], bool] = lambda: False) -> bool:
+    def _push_with_retry(self, peer: Peer, body: bytes, key: str) -> bool:
+        """One push on the caller's thread with the single 250 ms retry (the fanout_abort path)."""
         ok = self._attempt(peer, body, key)
-        if not ok and not cancelled():
+        if not ok:
             time.sleep(RETRY_DELAY_S)
-            if not cancelled():
-                ok = self._attempt(peer, body, key)
+            ok = self._attempt(peer, body, key)
         self._count("fanout_ok" if ok else "fanout_failed")
-        if rnd is not None:
-            rnd.report(peer.id, ok)
         return ok
 
     def replicate(self, mem: dict) -> QuorumOutcome:
         """Fan `mem` (already committed locally) out to every peer and wait for the quorum verdict."""
-        return self._replicate(self._push_body([mem]), mem["id"])
+        return self._replicate([mem], [], mem["id"])
 
     def replicate_deletion(self, id_: str) -> QuorumOutcome:
         """Fan a hard delete out (sync_push `deletions`), with the same quorum rules as a write."""
-        body = json.dumps({"sender_agent_id": self.local_id, "memories": [], "deletions": [id_],
-                           "dry_run": False}).encode()
-        return self._replicate(body, id_)
+        return self._replicate([], [id_], id_)
 
-    def _replicate(self, body: bytes, key: str) -> QuorumOutcome:
+    def _replicate(self, mems: list[dict], dels: list[str], key: str) -> QuorumOutcome:
         needed = 1 if defects.enabled("quorum_w1") else self.w
+        body = self._push_body(mems, dels)
         if defects.enabled("fanout_abort"):
             return self._replicate_aborting(body, key, needed)
         rnd = _Round(needed=needed, peers=len(self.peers))
         if needed <= 1:
             rnd.acks_at_quorum = 1
         for peer in self.peers:
-            peer.pool.submit(self._push_with_retry, peer, body, key, rnd)
+            peer.enqueue(_Push(mems, dels, rnd, key))
         deadline = time.monotonic() + self.timeout_s
         if needed <= 1:
             if defects.enabled("quorum_w1"):
@@ -270,7 +329,7 @@ class Federation:
                 return QuorumOutcome(True, 1 + acks, needed)
             if time.monotonic() >= deadline:
                 break
-            if self._push_with_retry(peer, body, key, None):
+            if self._push_with_retry(peer, body, key):
                 acks += 1
         if 1 + acks >= needed:
             return QuorumOutcome(True, 1 + acks, needed)
@@ -289,19 +348,14 @@ class Federation:
             time.sleep(RETRY_DELAY_S)
         return QuorumOutcome(False, 1 + len(acked), needed, "timeout")
 
-    def replicate_detached(self, mems: list[dict], *, catchup: bool = False) -> None:
+    def replicate_detached(self, mems: list[dict]) -> None:
         """Push rows to every peer in the background without waiting (bulk catch-up, write-behind flush)."""
         if not mems:
             return
         for i in range(0, len(mems), 1000):
             chunk = mems[i:i + 1000]
-            body = self._push_body(chunk)
-            key = chunk[0]["id"]
             for peer in self.peers:
-                if catchup:
-                    peer.pool.submit(self._attempt, peer, body, key, {"X-Catchup": "bulk"})
-                else:
-                    peer.pool.submit(self._push_with_retry, peer, body, key, None)
+                peer.enqueue(_Push(chunk, [], None, chunk[0]["id"]))
 
     # ---- catch-up -----------------------------------------------------------------------------
 

@@ -56,18 +56,22 @@ def _fmt_ns(epoch_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}+00:00"
 
 
+def _next_ns() -> int:
+    global _last_ns
+    ns = time.time_ns()
+    if ns <= _last_ns:
+        ns = _last_ns + 1
+    _last_ns = ns
+    return ns
+
+
 def now_ts() -> str:
     """Now in chrono's RFC3339 style ('...T16:37:48.081200143+00:00'), strictly increasing in-process.
 
     A strictly increasing clock keeps the catch-up cursor ('updated_at > since', string compare) from
     skipping two rows written in the same nanosecond.
     """
-    global _last_ns
-    ns = time.time_ns()
-    if ns <= _last_ns:
-        ns = _last_ns + 1
-    _last_ns = ns
-    return _fmt_ns(ns)
+    return _fmt_ns(_next_ns())
 
 
 def ts_in(seconds: float, base: str | None = None) -> str:
@@ -132,8 +136,12 @@ def is_expired(mem: dict, now: str | None = None) -> bool:
     return bool(exp) and exp <= (now or now_ts())
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _clean(s: str) -> bool:
-    return not any((ord(c) < 32 or 127 <= ord(c) < 160) and c not in "\n\t" for c in s)
+    """No control characters other than newline and tab (Rust's char::is_control)."""
+    return _CONTROL.search(s) is None
 
 
 def _bad(msg: str) -> ValidationError:
@@ -440,14 +448,15 @@ def new_memory(
         if scope is not None:
             validate_scope(scope)
         validate_tier(tier)
-    now = now_ts()
+    now_ns = _next_ns()
+    now = _fmt_ns(now_ns)
     if expires_at is not None:
         exp: str | None = canonical_ts(expires_at)
     elif ttl_secs is not None:
-        exp = ts_in(ttl_secs, now)
+        exp = _fmt_ns(now_ns + ttl_secs * 1_000_000_000)
     else:
         ttl = TIER_TTL_SECS[tier]
-        exp = ts_in(ttl, now) if ttl else None
+        exp = _fmt_ns(now_ns + ttl * 1_000_000_000) if ttl else None
     if agent_id is not None:
         metadata["agent_id"] = agent_id
     if scope is not None:

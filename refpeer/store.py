@@ -154,8 +154,21 @@ def _fts_query(query: str, joiner: str) -> str | None:
 class Store:
     """The memory store. Thread-safe: every public method takes the one lock."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", group_commit: bool = False) -> None:
+        """Open (creating file and schema if needed). `group_commit` batches concurrent writers into one
+        COMMIT (one fsync) from a committer thread -- what keeps `serve` fast with synchronous=FULL."""
         self.path = str(path)
+        self._owner: int | None = None
+        self._group = False
+        self._batch_open = False
+        self._batch_id = 0
+        self._committed_id = 0
+        self._submitted = 0
+        self._handled = 0
+        self._closing = False
+        self._errors: dict[int, BaseException] = {}
+        self._cv = threading.Condition(threading.Lock())
+        self._local = threading.local()
         if self.path != ":memory:":
             parent = Path(self.path).parent
             if not parent.exists():
@@ -179,31 +192,133 @@ class Store:
                     c.execute("INSERT INTO schema_version(version) VALUES (?)", (SCHEMA_VERSION,))
         except sqlite3.DatabaseError as e:
             raise RefPeerError(f"cannot initialise database {self.path}: {e}") from e
+        if group_commit:
+            self._group = True
+            self._committer = threading.Thread(target=self._commit_loop, name="group-commit", daemon=True)
+            self._committer.start()
 
     # ---- plumbing -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT under the store lock (re-entrant: nested calls join the outer one)."""
+        """Run the block atomically and return only once it is committed (re-entrant: a nested block joins
+        the outer one).
+
+        Plain mode: BEGIN IMMEDIATE ... COMMIT under the store lock. Group-commit mode: the block runs in a
+        SAVEPOINT of the shared open batch transaction, the lock is released, and the caller waits until the
+        committer thread has committed that batch, so N concurrent writers share one fsync.
+        """
+        me = threading.get_ident()
+        if self._owner == me:
+            yield self.conn
+            return
+        if not self._group:
+            with self.lock:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._owner = me
+                try:
+                    yield self.conn
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._owner = None
+            return
+        failed = False
         with self.lock:
-            if self.conn.in_transaction:
-                yield self.conn
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if self._closing:
+                raise RefPeerError("store is closed")
+            if not self._batch_open:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._batch_open = True
+                self._batch_id += 1
+            bid = self._batch_id
+            self._owner = me
+            self.conn.execute("SAVEPOINT w")
             try:
                 yield self.conn
+                self.conn.execute("RELEASE w")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                failed = True
+                self.conn.execute("ROLLBACK TO w")
+                self.conn.execute("RELEASE w")
                 raise
-            self.conn.execute("COMMIT")
+            finally:
+                self._owner = None
+                with self._cv:
+                    self._submitted += 1
+                    self._cv.notify_all()
+        if failed:
+            return
+        with self._cv:
+            while self._committed_id < bid:
+                self._cv.wait()
+            err = self._errors.get(bid)
+        if err is not None:
+            raise RefPeerError(f"commit failed: {err}")
+
+    def _commit_loop(self) -> None:
+        """Commit the open batch whenever writers have finished their blocks in it."""
+        while True:
+            with self._cv:
+                while self._submitted == self._handled and not self._closing:
+                    self._cv.wait()
+                if self._closing and self._submitted == self._handled:
+                    return
+                self._handled = self._submitted
+            err: BaseException | None = None
+            with self.lock:
+                if not self._batch_open:
+                    continue
+                bid = self._batch_id
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    err = e
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                self._batch_open = False
+            with self._cv:
+                if err is not None:
+                    self._errors[bid] = err
+                self._committed_id = bid
+                self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for a read: in group-commit mode a per-thread reader (WAL readers never wait for the
+        writer's fsync) seeing committed data; otherwise -- or inside this thread's own transaction -- the
+        writer connection under the lock."""
+        if not self._group or self._owner == threading.get_ident():
+            with self.lock:
+                yield self.conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        yield conn
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """Run a read-only statement under the lock (for callers that need a table this class does not wrap)."""
-        with self.lock:
-            return self.conn.execute(sql, tuple(params)).fetchall()
+        with self._read() as rc:
+            return rc.execute(sql, tuple(params)).fetchall()
 
     def close(self) -> None:
+        if self._group and not self._closing:
+            with self._cv:
+                self._closing = True
+                self._cv.notify_all()
+            self._committer.join(timeout=10)
         with self.lock:
+            if self._batch_open:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("COMMIT")
+                self._batch_open = False
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
@@ -212,8 +327,8 @@ class Store:
         with self.lock, contextlib.suppress(sqlite3.Error):
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def _get_by_key(self, title: str, namespace: str) -> dict | None:
-        row = self.conn.execute(
+    def _get_by_key(self, title: str, namespace: str, conn: sqlite3.Connection | None = None) -> dict | None:
+        row = (conn or self.conn).execute(
             f"SELECT {_COLS} FROM memories WHERE title = ? AND namespace = ?", (title, namespace)
         ).fetchone()
         return _row_to_mem(row) if row else None
@@ -366,13 +481,13 @@ class Store:
     # ---- reads ----------------------------------------------------------------------------------
 
     def get(self, id: str) -> dict | None:
-        with self.lock:
-            row = self.conn.execute(f"SELECT {_COLS} FROM memories WHERE id = ?", (id,)).fetchone()
+        with self._read() as rc:
+            row = rc.execute(f"SELECT {_COLS} FROM memories WHERE id = ?", (id,)).fetchone()
         return _row_to_mem(row) if row else None
 
     def get_by_title(self, title: str, namespace: str) -> dict | None:
-        with self.lock:
-            return self._get_by_key(title, namespace)
+        with self._read() as rc:
+            return self._get_by_key(title, namespace, rc)
 
     def list(self, *, namespace: str | None = None, tier: str | None = None, limit: int = 20, offset: int = 0,
              include_expired: bool = False, agent_id: str | None = None, min_priority: int | None = None,
@@ -381,8 +496,8 @@ class Store:
         where, params = self._filters(namespace, tier, include_expired, agent_id, min_priority, since, until, tag)
         sql = (f"SELECT {_COLS} FROM memories {where} ORDER BY priority DESC, updated_at DESC, id "
                f"LIMIT ? OFFSET ?")
-        with self.lock:
-            rows = self.conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
+        with self._read() as rc:
+            rows = rc.execute(sql, (*params, int(limit), int(offset))).fetchall()
         return [_row_to_mem(r) for r in rows]
 
     @staticmethod
@@ -419,14 +534,15 @@ class Store:
 
     def count(self, namespace: str | None = None, *, include_expired: bool = True) -> int:
         where, params = self._filters(namespace, None, include_expired, None)
-        with self.lock:
-            return int(self.conn.execute(f"SELECT COUNT(*) FROM memories {where}", params).fetchone()[0])
+        with self._read() as rc:
+            return int(rc.execute(f"SELECT COUNT(*) FROM memories {where}", params).fetchone()[0])
 
-    def _fts(self, query: str, joiner: str, namespace: str | None) -> list[tuple[dict, float]]:
+    def _fts(self, query: str, joiner: str, namespace: str | None,
+             conn: sqlite3.Connection | None = None) -> list[tuple[dict, float]]:
         match = _fts_query(query, joiner)
         if match is None:
             return []
-        sql = (f"SELECT {_MCOLS}, bm25(memories_fts) FROM memories_fts JOIN memories m "
+        sql = (f"SELECT {_MCOLS}, bm25(memories_fts) FROM memories_fts CROSS JOIN memories m "
                f"ON m.rowid = memories_fts.rowid WHERE memories_fts MATCH ? "
                f"AND (m.expires_at IS NULL OR m.expires_at > ?)")
         params: list[Any] = [match, now_ts()]
@@ -434,7 +550,7 @@ class Store:
             sql += " AND m.namespace = ?"
             params.append(namespace)
         try:
-            rows = self.conn.execute(sql, params).fetchall()
+            rows = (conn or self.conn).execute(sql, params).fetchall()
         except sqlite3.OperationalError:
             return []
         return [(_row_to_mem(r[:-1]), float(r[-1])) for r in rows]
@@ -478,23 +594,23 @@ class Store:
 
     def similar_ids(self, title: str, namespace: str, exclude_id: str, limit: int = 5) -> list[str]:
         """Ids of live rows in `namespace` matching any token of `title` (201's potential_contradictions)."""
-        with self.lock:
-            hits = self._fts(title, "OR", namespace)
+        with self._read() as rc:
+            hits = self._fts(title, "OR", namespace, rc)
         hits.sort(key=lambda h: h[1])
         return [m["id"] for m, _ in hits if m["id"] != exclude_id][:limit]
 
     def search(self, query: str, *, limit: int = 20, namespace: str | None = None) -> list[dict]:
         """All-token (AND) match, best FTS rank first, then priority."""
-        with self.lock:
-            hits = self._fts(query, "AND", namespace)
+        with self._read() as rc:
+            hits = self._fts(query, "AND", namespace, rc)
         hits.sort(key=lambda h: (h[1], -h[0]["priority"], h[0]["id"]))
         return [m for m, _ in hits[: max(0, int(limit))]]
 
     def stats(self) -> dict:
         """The `stats --json` object (contract 2.4): totals count expired rows too."""
         now = now_ts()
-        with self.lock:
-            c = self.conn
+        with self._read() as rc:
+            c = rc
             total = c.execute("SELECT COUNT(*) FROM memories").fetchone()[0]
             by_tier = c.execute(
                 "SELECT tier, COUNT(*) n FROM memories GROUP BY tier ORDER BY n DESC, tier").fetchall()
@@ -515,20 +631,20 @@ class Store:
 
     def namespaces(self) -> list[dict]:
         """[{namespace, count}] over non-expired rows, count desc."""
-        with self.lock:
-            rows = self.conn.execute(
+        with self._read() as rc:
+            rows = rc.execute(
                 "SELECT namespace, COUNT(*) n FROM memories WHERE expires_at IS NULL OR expires_at > ? "
                 "GROUP BY namespace ORDER BY n DESC, namespace", (now_ts(),)).fetchall()
         return [{"namespace": ns, "count": n} for ns, n in rows]
 
     def since(self, since: str | None, limit: int = 500) -> list[dict]:
         """Rows with updated_at > since (string compare), oldest first, expired rows included (contract 3.8)."""
-        with self.lock:
+        with self._read() as rc:
             if since is None:
-                rows = self.conn.execute(
+                rows = rc.execute(
                     f"SELECT {_COLS} FROM memories ORDER BY updated_at ASC, id LIMIT ?", (int(limit),)).fetchall()
             else:
-                rows = self.conn.execute(
+                rows = rc.execute(
                     f"SELECT {_COLS} FROM memories WHERE updated_at > ? ORDER BY updated_at ASC, id LIMIT ?",
                     (since, int(limit))).fetchall()
         return [_row_to_mem(r) for r in rows]
@@ -537,8 +653,8 @@ class Store:
 
     def sync_cursor(self, agent_id: str, peer_id: str) -> str | None:
         """The catch-up cursor (greatest updated_at pulled from `peer_id`), None before the first pull."""
-        with self.lock:
-            row = self.conn.execute(
+        with self._read() as rc:
+            row = rc.execute(
                 "SELECT last_pulled_at FROM sync_state WHERE agent_id = ? AND peer_id = ?",
                 (agent_id, peer_id)).fetchone()
         return row[0] if row else None
@@ -569,8 +685,8 @@ class Store:
         return {"source_id": source_id, "target_id": target_id, "relation": relation, "created_at": now}
 
     def get_links(self, id: str) -> list[dict]:
-        with self.lock:
-            rows = self.conn.execute(
+        with self._read() as rc:
+            rows = rc.execute(
                 "SELECT source_id, target_id, relation, created_at, valid_from, valid_until FROM memory_links "
                 "WHERE source_id = ? OR target_id = ? ORDER BY created_at", (id, id)).fetchall()
         keys = ("source_id", "target_id", "relation", "created_at", "valid_from", "valid_until")
@@ -616,8 +732,8 @@ class Store:
             sql += " WHERE namespace = ?"
             params.append(namespace)
         sql += " ORDER BY archived_at DESC LIMIT ? OFFSET ?"
-        with self.lock:
-            rows = self.conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
+        with self._read() as rc:
+            rows = rc.execute(sql, (*params, int(limit), int(offset))).fetchall()
         out = []
         for r in rows:
             mem = _row_to_mem(r[: len(COLUMNS)])
@@ -647,9 +763,9 @@ class Store:
             return cur.rowcount
 
     def archive_stats(self) -> dict:
-        with self.lock:
-            total = self.conn.execute("SELECT COUNT(*) FROM archived_memories").fetchone()[0]
-            by_ns = self.conn.execute(
+        with self._read() as rc:
+            total = rc.execute("SELECT COUNT(*) FROM archived_memories").fetchone()[0]
+            by_ns = rc.execute(
                 "SELECT namespace, COUNT(*) n FROM archived_memories GROUP BY namespace ORDER BY n DESC").fetchall()
         return {"archived_total": total, "by_namespace": [{"namespace": a, "count": b} for a, b in by_ns]}
 

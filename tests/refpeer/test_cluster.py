@@ -160,3 +160,32 @@ def test_w_zero_or_no_peers_means_no_federation(node: PeerProc) -> None:
     status, body = node.post({"title": "solo", "content": "c", "namespace": "solo"})
     assert status == 201 and "quorum_acks" not in body
     assert http_json(f"{node.url}/api/v1/health")[1]["federation_enabled"] is False
+
+
+def test_writes_to_every_node_at_once_with_inbound_pushes_converge(cluster: Callable[..., list[PeerProc]]) -> None:
+    nodes = cluster(n=3, quorum_writes=2, timeout_ms=3000)
+
+    def agent(k: int) -> list[int]:
+        leader = nodes[k % 3]
+        return [leader.post({"title": f"mx{k}-{i}", "content": "c", "namespace": "mesh"},
+                            agent=f"ai:agent-{k}")[0] for i in range(40)]
+
+    with ThreadPoolExecutor(6) as ex:
+        statuses = [s for res in ex.map(agent, range(6)) for s in res]
+    assert statuses == [201] * 240
+    want = {f"mx{k}-{i}" for k in range(6) for i in range(40)}
+    assert all(wait_until(lambda n=n: n.titles("mesh") >= want, 15) for n in nodes)
+
+
+def test_a_peer_list_naming_the_node_itself_does_not_deadlock(tmp_path: Path, procs: list[PeerProc]) -> None:
+    """Gate run 9: the peer list included the node's own address. The DB lock is not held across the fan-out,
+    so the self-push is answered (a no-op merge) and counts as an ack."""
+    me, other = free_ports(2)
+    b = PeerProc(other, tmp_path / "b.db", tmp_path / "b.log")
+    a = PeerProc(me, tmp_path / "a.db", tmp_path / "a.log",
+                 ["--quorum-writes", "3", "--quorum-peers", f"http://127.0.0.1:{me},http://127.0.0.1:{other}"])
+    procs.extend([a, b])
+    b.start()
+    a.start()
+    status, body = a.post({"title": "self", "content": "c", "namespace": "self"}, timeout=10)
+    assert status == 201 and body["quorum_acks"] == 3

@@ -56,7 +56,7 @@ def run_node(ctx: PhaseContext, host: str) -> Any:
     finally:
         _cleanup(ctx, host)
     ctx.progress(f"phase 1 {host}: {checks.passed()}/{len(checks)} checks pass")
-    return Phase1NodeReport.from_checks(checks.items, timing=watch.timing(), settings=s.model_dump(), node=host,
+    return Phase1NodeReport.from_checks(checks.items, timing=watch.timing(), settings=s.model_dump(mode="json"), node=host,
                                         target=ctx.target_ref(), **facts)
 
 

@@ -44,7 +44,7 @@ def run(ctx: PhaseContext) -> Any:
         for host in PEER_NAMES:
             with contextlib.suppress(ServiceError):
                 service.stop_serve(ctx.access, host)
-    return Phase2Report.from_checks(checks.items, timing=watch.timing(), settings=s.model_dump(),
+    return Phase2Report.from_checks(checks.items, timing=watch.timing(), settings=s.model_dump(mode="json"),
                                     target=ctx.target_ref(), agents=list(s.agents),
                                     converge_deadline_s=s.convergence_deadline_s, **facts)
 

@@ -81,7 +81,7 @@ def run(ctx: PhaseContext) -> Phase3Report:
     finally:
         with contextlib.suppress(ServiceError):
             service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME)
-    return Phase3Report.from_checks(checks.items, timing=watch.timing(), settings=ctx.settings.phase3.model_dump(),
+    return Phase3Report.from_checks(checks.items, timing=watch.timing(), settings=ctx.settings.phase3.model_dump(mode="json"),
                                     target=ctx.target_ref(), **facts)
 
 

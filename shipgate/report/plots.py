@@ -54,7 +54,7 @@ class LatencyGroup:
 def latency_groups(
     operations: dict[str, list[OperationEvent]], file_faults: dict[str, str] | None = None
 ) -> list[LatencyGroup]:
-    """Pair completions with invokes (per file and process, Jepsen style) and group them.
+    """Pair write completions with their invokes (per file and process, Jepsen style) and group them.
 
     Operations of a chaos class (by the event's `fault`, or the class whose cycle names the file) are
     grouped across cycle files; anything else by file. A completion with neither `latency_ms` nor a
@@ -65,6 +65,8 @@ def latency_groups(
     for rel, events in operations.items():
         open_invokes: dict[str, float] = {}
         for ev in events:
+            if ev.op != "write":
+                continue  # the nemesis's own operations, reads and probes are not client writes
             if ev.type == "invoke":
                 open_invokes[ev.process] = ev.time
                 continue

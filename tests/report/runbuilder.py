@@ -50,7 +50,7 @@ class Built:
     run_dir: Path
     kind: Kind
     verdict: str
-    completions: dict[str, int] = field(default_factory=dict)  # history file -> completed operations
+    completions: dict[str, int] = field(default_factory=dict)  # history file -> completed client writes
     cycles: dict[str, int] = field(default_factory=dict)  # fault -> cycle records
     failing_checks: list[str] = field(default_factory=list)
     error_checks: list[str] = field(default_factory=list)
@@ -132,7 +132,7 @@ def _write_history(path: Path, events: list[dict[str, Any]]) -> int:
     lines = [OperationEvent.model_validate({**e, "index": i}).model_dump_json(exclude_none=True)
              for i, e in enumerate(events)]
     write_text(path, "".join(line + "\n" for line in lines))
-    return sum(1 for e in events if e["type"] != "invoke")
+    return sum(1 for e in events if e["type"] != "invoke" and e["op"] == "write")
 
 
 def _phase2(run_dir: Path, kind: Kind, rng: random.Random, t: datetime, built: Built,
@@ -199,20 +199,25 @@ def _phase4(run_dir: Path, kind: Kind, rng: random.Random, t: datetime, built: B
     now = t.timestamp()
     for fault in FAULTS:
         records: list[CycleRecord] = []
-        files: list[str] = []
+        fault_events: list[dict[str, Any]] = []
+        rel = f"history/phase4-{fault}.jsonl"  # the gate's layout: one history and one cycles file per class
+        cycles_rel = f"history/phase4-{fault}-cycles.jsonl"
         lost_all: list[str] = []
-        for cycle in range(cycles):
+        for cycle in range(1, cycles + 1):
             start = now
             f0, f1 = start + 0.05, start + 0.55
             per_agent = max(1, writes // len(AGENTS))
             events = _burst(rng, start, per_agent, fault=fault, cycle=cycle, slow=(f0, f1), fail_rate=0.01)
-            rel = f"history/phase4-{fault}-c{cycle:03d}.jsonl"
-            built.completions[rel] = _write_history(run_dir / rel, events)
-            files.append(rel)
-            done = [e for e in events if e["type"] != "invoke"]
+            nemesis = {"process": "nemesis", "op": "start-fault", "fault": fault, "cycle": cycle}
+            events += [{**nemesis, "type": "invoke", "time": f0}, {**nemesis, "type": "info", "time": f0 + 0.01},
+                       {**nemesis, "op": "heal", "type": "invoke", "time": f1},
+                       {**nemesis, "op": "heal", "type": "info", "time": f1 + 0.01}]
+            events.sort(key=lambda e: e["time"])
+            fault_events += events
+            done = [e for e in events if e["type"] != "invoke" and e["op"] == "write"]
             ok = [e for e in done if e["type"] == "ok"]
             lost = [ok[0]["title"], ok[1]["title"]] if (kind == "fail" and fault == "partition_minority"
-                                                         and cycle == 2) else []
+                                                         and cycle == 3) else []
             lost_all.extend(lost)
             applied = not (kind == "error" and fault == "clock_skew_peer")
             status = "fail" if lost else ("pass" if applied else "error")
@@ -227,7 +232,8 @@ def _phase4(run_dir: Path, kind: Kind, rng: random.Random, t: datetime, built: B
                 converged=True, time_to_converge_s=round(rng.uniform(0.1, 1.2), 3), history=rel,
             ))
             now = max(e["time"] for e in events) + 0.3
-        write_text(run_dir / f"history/{fault}-cycles.jsonl",
+        built.completions[rel] = _write_history(run_dir / rel, fault_events)
+        write_text(run_dir / cycles_rel,
                    "".join(r.model_dump_json(exclude_none=True) + "\n" for r in records))
         built.cycles[fault] = len(records)
         total_ok = sum(r.ok for r in records)
@@ -241,7 +247,7 @@ def _phase4(run_dir: Path, kind: Kind, rng: random.Random, t: datetime, built: B
             writes=sum(r.writes for r in records), ok=total_ok, quorum_not_met=sum(r.quorum_not_met for r in records),
             fail=0, convergence_bound=bound, lost=lost_all,
             time_to_converge_s=Quantiles.of(r.time_to_converge_s or 0 for r in records),
-            history=[f"history/{fault}-cycles.jsonl", *files],
+            history=[rel, cycles_rel],
         )
         if fstatus == "error":
             checks.append(Check.error(f"{fault}.fault_applied", cycles, "no cycle showed evidence the fault took effect",

@@ -25,8 +25,8 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "wrong-field-type": lambda p: p.write_text(_with(p, "checks", "not a list")),
 }
 FILES = ["campaign-summary.json", "inventory.json", "phase1-node-b.json", "phase2.json", "phase3.json",
-         "phase4.json", "history/phase2-burst.jsonl", "history/partition_minority-cycles.jsonl",
-         "history/phase4-drop_random_acks-c001.jsonl"]
+         "phase4.json", "history/phase2-burst.jsonl", "history/phase4-partition_minority-cycles.jsonl",
+         "history/phase4-drop_random_acks.jsonl"]
 
 
 def _with(path: Path, key: str, value: object) -> str:

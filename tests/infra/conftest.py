@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pulumi
 import pytest
+
+with warnings.catch_warnings():
+    # pulumi_digitalocean warns about its own deprecated resources when imported; that noise is not ours.
+    # Importing it here, once, keeps it out of every later import (the module is then cached).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulumi_digitalocean  # noqa: F401
+
 from do_mocks import DoMocks
 
 
@@ -14,7 +23,3 @@ def mocks() -> DoMocks:
     pulumi.runtime.set_mocks(m, project="ai-memory-ship-gate", stack="campaign-test", preview=False)
     return m
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    """pulumi_digitalocean warns about its own deprecated resources at import; that noise is not ours."""
-    config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:pulumi_digitalocean\..*")

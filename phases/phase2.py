@@ -132,7 +132,23 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
                not any(conv["unexpected"].values()),
                "rows in the namespace that no write produced" if any(conv["unexpected"].values()) else None)
 
-    _probes(ctx, checks, facts)
+    if _serving(ctx, checks, "before_probes"):
+        _probes(ctx, checks, facts)
+
+
+def _serving(ctx: PhaseContext, checks: Checks, when: str) -> bool:
+    """The probes' premise: all three peers up. A host SSH cannot reach is the gate's problem (error);
+    a reachable host whose serve died is the product's (fail)."""
+    for host, res in ctx.access.run_many(list(PEER_NAMES), "true", timeout=15).items():
+        if not res.ok:
+            raise ServiceError(host, f"unreachable over SSH {when.replace('_', ' ')}: {res.error or res.exit_code}")
+    bad = {h: w for h, w in service.wait_healthy(ctx.access, ctx.inventory, list(PEER_NAMES), deadline_s=10).items()
+           if w}
+    for host, why in bad.items():
+        checks.add(f"serve.{host}.alive_{when}", "healthy", why, False, service.serve_log_tail(ctx.access, host)[-300:])
+    if bad:
+        checks.skipped("probes", "probe 1 and probe 2", f"not run: {', '.join(bad)} not serving")
+    return not bad
 
 
 def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:

@@ -111,3 +111,29 @@ def test_migrate_truncate_fails_phase3(tmp_path: Path):
     assert _checks(p3)["content.roundtrip.identical"] == "fail"
     assert p3.content["roundtrip"].mismatched and p3.content["roundtrip"].mismatched[0].field == "content"
     assert p3.report_forward.memories_written == 1000, "counts still match: only the content check catches it"
+
+
+def test_a_host_lost_mid_phase_is_an_error_naming_it_and_later_phases_do_not_run(tmp_path: Path):
+    """node-c dies (every process of the host killed) as the phase-2 burst starts."""
+    killed: list[int] = []
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr)
+        if "phase 2: burst" in msg and not killed:
+            pids = subprocess.run(["ip", "netns", "pids", "gtcut-node-c"], capture_output=True, text=True,
+                                  timeout=10).stdout.split()
+            for pid in pids:
+                subprocess.run(["kill", "-KILL", pid], timeout=10, check=False)
+            killed.extend(int(p) for p in pids)
+
+    settings = load_settings(overrides={"phases": [1, 2, 3], "phase2": {"convergence_deadline_s": 10}})
+    opts = CampaignOptions(settings=settings, lab_name="gtcut", runs_dir=tmp_path, render=False)
+    summary = run_campaign(opts, progress=progress)
+    assert killed, "the host was killed"
+    assert summary.verdict == "error" and summary.exit_code == 2
+    by_phase = {r.phase: r for r in summary.phase_results}
+    assert by_phase[1].status == "pass"
+    assert by_phase[2].status == "error" and "node-c" in (by_phase[2].reason or "")
+    assert by_phase[3].status == "error" and "not run" in (by_phase[3].reason or "")
+    assert "node-c" in by_phase[3].reason
+    assert not _leftovers("gtcut")

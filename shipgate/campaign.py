@@ -37,6 +37,10 @@ from shipgate.verdict import campaign_verdict
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class CampaignError(ValueError):
+    """The campaign cannot start (bad options); nothing was provisioned."""
+
+
 class Interrupted(BaseException):
     """SIGTERM (or SIGINT) asked the campaign to stop; teardown still runs."""
 
@@ -122,7 +126,9 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
     settings = opts.settings
     campaign_id = opts.campaign_id or new_campaign_id()
     run_dir = opts.runs_dir / campaign_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    if run_dir.exists():
+        raise CampaignError(f"campaign id {campaign_id!r} already has a run folder ({run_dir}); choose another")
+    run_dir.mkdir(parents=True)
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
     durations: dict[str, float] = {}

@@ -42,7 +42,8 @@ def _int(flag: str, value) -> int | None:
 def _run(phases: str, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
          campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False,
          skew=None, topology=None, runs_dir=None) -> None:
-    from shipgate.campaign import CampaignOptions, run_campaign
+    from shipgate.campaign import CampaignError, CampaignOptions, run_campaign
+    from shipgate.inventory import CAMPAIGN_ID_RE
     from shipgate.settings import SettingsError, load_settings, parse_phases
 
     if infra not in ("lab", "digitalocean"):
@@ -66,7 +67,12 @@ def _run(phases: str, config=None, target=None, defects=None, keep=False, infra=
                            campaign_id=campaign_id, git_ref=git_ref)
     if runs_dir:
         opts.runs_dir = Path(runs_dir).resolve()
-    summary = run_campaign(opts)
+    if campaign_id and not CAMPAIGN_ID_RE.match(campaign_id):
+        raise Exit(f"--campaign-id {campaign_id!r}: use 1-63 lowercase letters, digits, '.', '_' or '-'", code=2)
+    try:
+        summary = run_campaign(opts)
+    except CampaignError as exc:
+        raise Exit(str(exc), code=2) from None
     raise Exit(code=summary.exit_code)
 
 

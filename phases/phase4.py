@@ -215,6 +215,14 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
 
 
 def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
+    """Fresh databases, every node started and healthy. A partition left by a harness that died is lifted
+    first (stop_serve already continues a stopped node before stopping it)."""
+    from shipgate import nemesis
+
+    if cluster.topology == "hosts":
+        healed = nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
+        if not healed.took_effect:
+            raise ClassAborted(f"{cluster.leader.name}: stale partition rules cannot be removed: {healed.error}")
     for node in cluster.nodes:
         service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
         db = node.spec.db

@@ -218,6 +218,14 @@ def _install(opts: CampaignOptions, inventory: Inventory, access: Any, progress:
     """Upload the host agent; on droplets also the target binary. Record the version read back."""
     from shipgate import service
 
+    if inventory.provider == "digitalocean":
+        from shipgate.digitalocean import READY_COMMAND
+
+        progress("waiting for cloud-init to finish on the droplets")
+        results = access.run_many(list(HOST_NAMES), READY_COMMAND, timeout=960)
+        not_ready = {h: (r.error or f"exit {r.exit_code}") for h, r in results.items() if not r.ok}
+        if not_ready:
+            raise RuntimeError(f"droplets not ready (cloud-init): {not_ready}")
     if inventory.provider != "lab" and inventory.target.kind == "binary":
         progress(f"installing {inventory.target.path} as /usr/local/bin/ai-memory on the hosts")
         for host in HOST_NAMES:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refpeer.testing import make_cluster, wait_until  # noqa: E402
+from refpeer.testing import make_cluster, wait_until
 
 
 def _client(port: int, ns: str, tag: str, stop_at: float, out: list) -> None:

@@ -228,8 +228,12 @@ def cmd_store(args: argparse.Namespace) -> None:
     store = open_store(args)
     try:
         stored, _created = store.store(mem, on_conflict="upsert")
+        similar = store.similar_ids(stored["title"], stored["namespace"], stored["id"])
     finally:
         store.close()
+    if similar:
+        print(f"warning: {len(similar)} similar memor{'y' if len(similar) == 1 else 'ies'} already in namespace "
+              f"'{stored['namespace']}': {', '.join(similar)}", file=sys.stderr)
     if getattr(args, "json", False):
         emit(stored)
     else:

@@ -108,6 +108,8 @@ class App:
         self.default_on_conflict = default_on_conflict
         self.write_behind = WriteBehind(self) if defects.enabled("ack_before_durable") else None
         self.requests = 0
+        self.in_flight = 0
+        self.in_flight_lock = threading.Lock()
 
     # ---- memories -------------------------------------------------------------------------------
 
@@ -461,7 +463,16 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(501, "Not Implemented")
             return
         app = self.app
-        app.requests += 1
+        with app.in_flight_lock:
+            app.requests += 1
+            app.in_flight += 1
+        try:
+            self._dispatch_counted(method)
+        finally:
+            with app.in_flight_lock:
+                app.in_flight -= 1
+
+    def _dispatch_counted(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path
         try:
@@ -617,6 +628,9 @@ def serve_main(args: argparse.Namespace, db: str) -> None:
         h.flush()
     try:
         httpd.serve_forever(poll_interval=0.2)
+        deadline = time.monotonic() + args.shutdown_grace_secs
+        while app.in_flight > 0 and time.monotonic() < deadline:  # let in-flight requests finish
+            time.sleep(0.05)
     finally:
         httpd.server_close()
         if federation is not None:

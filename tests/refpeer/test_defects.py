@@ -100,7 +100,7 @@ def test_quorum_hang_does_not_answer_within_the_quorum_timeout(cluster: Cluster,
     client_timeout = 1.0 + 2.0  # the gate's budget: quorum timeout plus 2 s
     if defect is None:
         status, body = nodes[0].post({"title": "h", "content": "c", "namespace": "hang"}, timeout=client_timeout)
-        assert status == 503
+        assert status == 503 and body["error"] == "quorum_not_met"
     else:
         with pytest.raises(TimeoutError):
             nodes[0].post({"title": "h", "content": "c", "namespace": "hang"}, timeout=client_timeout)

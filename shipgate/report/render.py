@@ -209,9 +209,11 @@ def _phase_view(art: PhaseArtifact, durations: dict[str, float]) -> PhaseView:
 def one_line_reason(data: RunData) -> str:
     """The banner's reason: what passed, or the first thing that did not (and how many more)."""
     if data.verdict == "pass":
-        n = check_counts(data).get("pass", 0)
+        counts = check_counts(data)
         phases = data.summary.phases_requested if data.summary else []
-        return f"Every requested phase ({', '.join(map(str, phases))}) passed: {n} checks, all green."
+        skipped = counts.get("skipped", 0)
+        return (f"Every requested phase ({', '.join(map(str, phases))}) passed: {counts.get('pass', 0)} checks "
+                f"passed" + (f", {skipped} skipped on purpose." if skipped else ", none failed or errored."))
     reasons = [r for r in data.reasons if r]
     if not reasons:
         return f"The campaign is {data.verdict}, and it recorded no reason (that is itself a defect)."

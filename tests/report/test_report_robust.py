@@ -108,3 +108,24 @@ def test_control_characters_and_lone_surrogates_in_evidence(template: Path, tmp_
     md = step_summary(run)
     assert "\ufffd[31mred" in md and "\x00" not in md
     md.encode("utf-8")
+
+
+def test_index_lists_unreadable_campaigns_as_errors(template: Path, tmp_path: Path) -> None:
+    from shipgate.report import render_index
+
+    shutil.copytree(template, tmp_path / "gate-pass")
+    shutil.copytree(template, tmp_path / "no-summary")
+    (tmp_path / "no-summary" / "campaign-summary.json").unlink()
+    shutil.copytree(template, tmp_path / "bad-summary")
+    (tmp_path / "bad-summary" / "campaign-summary.json").write_bytes(b"")
+    (tmp_path / "not-a-campaign").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    html = render_index(tmp_path).read_text()
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    doc = parser.parse(html)
+    rows = {tr.find("td/a").text: tr for tr in doc.iter("tr") if tr.find("td/a") is not None}
+    assert set(rows) == {"gate-pass", "no-summary", "bad-summary"}
+    assert rows["gate-pass"].get("class") == "v-pass"
+    for name, why in (("no-summary", "artifact missing"), ("bad-summary", "empty file")):
+        assert rows[name].get("class") == "v-error"
+        assert why in "".join(rows[name].itertext())

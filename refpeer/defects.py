@@ -23,7 +23,7 @@ class Defect(NamedTuple):
 
 DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("fanout_abort", "post-quorum fan-out cancelled (r14 / PR #309): each write reaches the leader and "
-           "only one peer; as in the v0.6.0 build that shipped it, no catch-up loop repairs the gap", "2"),
+           "only one peer (a catch-up loop, when on, repairs the gap one interval later)", "2"),
     Defect("quorum_w1", "quorum silently counted as W=1: 201 right after the local commit, even with every "
            "peer down", "2"),
     Defect("quorum_hang", "no fast 503: with quorum unreachable the write keeps retrying the peers for 120 s "

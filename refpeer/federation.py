@@ -361,7 +361,7 @@ class Federation:
 
     def start_catchup(self) -> None:
         """Start the pull loop (contract 4.5) unless disabled by interval 0 or a seeded defect."""
-        if self.catchup_interval_s <= 0 or defects.enabled("no_catchup") or defects.enabled("fanout_abort"):
+        if self.catchup_interval_s <= 0 or defects.enabled("no_catchup"):
             return
         self._catchup_thread = threading.Thread(target=self._catchup_loop, name="catchup", daemon=True)
         self._catchup_thread.start()

@@ -179,11 +179,11 @@ class Store:
         except sqlite3.Error as e:
             raise RefPeerError(f"cannot open database {self.path}: {e}") from e
         c = self.conn
-        c.execute("PRAGMA busy_timeout=5000")
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute(f"PRAGMA synchronous={synchronous}")
-        c.execute("PRAGMA foreign_keys=ON")
         try:
+            c.execute("PRAGMA busy_timeout=5000")
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute(f"PRAGMA synchronous={synchronous}")
+            c.execute("PRAGMA foreign_keys=ON")
             have = c.execute("SELECT 1 FROM sqlite_master WHERE name='schema_version'").fetchone()
             if not have:
                 with self.transaction():
@@ -191,6 +191,7 @@ class Store:
                         c.execute(stmt)
                     c.execute("INSERT INTO schema_version(version) VALUES (?)", (SCHEMA_VERSION,))
         except sqlite3.DatabaseError as e:
+            c.close()
             raise RefPeerError(f"cannot initialise database {self.path}: {e}") from e
         if group_commit:
             self._group = True

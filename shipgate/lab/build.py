@@ -33,7 +33,22 @@ PG_USER = "ai_memory"
 REFPEER_SCRIPT = """#!{python}
 # ai-memory on a lab host: the bundled reference peer (written by shipgate.lab; exec'd directly, so the PID
 # of `ai-memory serve` is the server itself).
+import os
 import sys
+
+if "faketime" in os.environ.get("LD_PRELOAD", ""):
+    # Under libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1 every clock works except Python's
+    # time.sleep, whose clock_nanosleep(TIMER_ABSTIME) the library rewrites into EINVAL. A timed wait on an
+    # Event sleeps on the (real) monotonic clock instead; the skewed wall clock is untouched.
+    import threading
+    import time
+
+    def _sleep(seconds, _wait=threading.Event().wait):
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        _wait(seconds)
+
+    time.sleep = _sleep
 
 from refpeer.cli import main
 
@@ -327,9 +342,7 @@ def _install_target(layout: L.LabLayout, target: Path | None) -> Target:
         source.chmod(0o755)
         kind = "refpeer"
     else:
-        source = Path(target).expanduser().resolve()
-        if not source.is_file() or not os.access(source, os.X_OK):
-            raise LabError(f"--target {target}: not an executable file")
+        source = target
         kind = "binary"
     for role in HOST_NAMES:
         dest = layout.host(role).bin_dir / "ai-memory"
@@ -390,6 +403,10 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
     for d in defects:
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", d):
             raise LabError(f"defect name {d!r} may hold only letters, digits and _.:-")
+    if target is not None:
+        target = Path(target).expanduser().resolve()
+        if not target.is_file() or not os.access(target, os.X_OK):
+            raise LabError(f"--target {target}: not an executable file")
     base = L.base_dir()
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
@@ -401,7 +418,7 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
             inv = inventory_from_state(state)
             wanted_kind = "refpeer" if target is None else "binary"
             same_target = (inv.target.kind == wanted_kind and inv.target.defects == defects
-                           and (target is None or inv.target.path == Path(target).expanduser().resolve()))
+                           and (target is None or inv.target.path == target))
             if same_target and state_is_running(layout, state):
                 if campaign_id and campaign_id != inv.campaign_id:
                     inv = inv.model_copy(update={"campaign_id": campaign_id})

@@ -42,6 +42,14 @@ from shipgate.models.phases import (
     TierCount,
 )
 from shipgate.models.registry import ARTIFACTS, BY_NAME, ArtifactKind, artifact_for
+from shipgate.models.selftest import (
+    CellOutcome,
+    FalseRedRate,
+    FoundCheck,
+    SelftestCell,
+    SelftestReport,
+    SelftestRow,
+)
 from shipgate.models.summary import (
     CampaignSummary,
     PhaseResult,
@@ -53,13 +61,13 @@ from shipgate.models.summary import (
 )
 
 __all__ = [
-    "ARTIFACTS", "BY_NAME", "EXIT_CODES", "PHASE_MODELS", "PHASE_NAMES", "REDACTED",
-    "ArtifactKind", "ArtifactModel", "BackupEvidence", "CampaignStatus", "CampaignSummary", "Check",
+    "ARTIFACTS", "BY_NAME", "EXIT_CODES", "PHASE_MODELS", "PHASE_NAMES", "REDACTED", "ArtifactKind",
+    "ArtifactModel", "BackupEvidence", "CampaignStatus", "CampaignSummary", "CellOutcome", "Check",
     "CheckStatus", "ContentComparison", "CuratorAutonomy", "CuratorReport", "CycleRecord", "ExitCode",
-    "FaultResult", "FieldMismatch", "InventoryRecord", "MigrateReport", "NamespaceCount", "OpType",
-    "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report", "Phase3Report", "Phase4Report",
-    "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus", "ProbeResult", "Quantiles",
-    "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "Source", "Stats", "TargetRef", "TierCount",
-    "Timing", "UpstreamFile", "UpstreamProvenance", "artifact_for", "check_reasons", "phase_status",
-    "redact_url", "wall_human",
+    "FalseRedRate", "FaultResult", "FieldMismatch", "FoundCheck", "InventoryRecord", "MigrateReport",
+    "NamespaceCount", "OpType", "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report",
+    "Phase3Report", "Phase4Report", "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus",
+    "ProbeResult", "Quantiles", "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "SelftestCell",
+    "SelftestReport", "SelftestRow", "Source", "Stats", "TargetRef", "TierCount", "Timing", "UpstreamFile",
+    "UpstreamProvenance", "artifact_for", "check_reasons", "phase_status", "redact_url", "wall_human",
 ]

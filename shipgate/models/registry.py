@@ -10,6 +10,7 @@ from shipgate.models.common import ArtifactModel
 from shipgate.models.history import CycleRecord, OperationEvent
 from shipgate.models.inventory import InventoryRecord
 from shipgate.models.phases import Phase1NodeReport, Phase2Report, Phase3Report, Phase4Report
+from shipgate.models.selftest import SelftestReport
 from shipgate.models.summary import CampaignSummary, ReleaseSummary
 
 
@@ -37,6 +38,7 @@ ARTIFACTS: tuple[ArtifactKind, ...] = (
     ArtifactKind("release-summary", ReleaseSummary, ("release-summary.json",)),
     ArtifactKind("history-cycle", CycleRecord, ("history/*-cycles.jsonl",), jsonl=True),
     ArtifactKind("history-operation", OperationEvent, ("history/*.jsonl",), jsonl=True),
+    ArtifactKind("selftest", SelftestReport, ("selftest.json",)),
 )
 BY_NAME: dict[str, ArtifactKind] = {a.name: a for a in ARTIFACTS}
 

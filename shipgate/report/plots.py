@@ -189,6 +189,29 @@ def cycle_strip(cycles: list[CycleRecord]) -> Plot | None:
         f"{total} cycles; hover a square for its figures")
 
 
+CLASS_COLOURS = ("#1565c0", "#6a1b9a", "#00838f", "#ad1457", "#558b2f", "#4e342e")
+
+
+def cycle_convergence_plot(cycles: list[CycleRecord]) -> Plot | None:
+    """Seconds each chaos cycle took to converge, per class; cycles that never converged are counted aside."""
+    if not cycles:
+        return None
+    by_fault: dict[str, list[CycleRecord]] = defaultdict(list)
+    for c in cycles:
+        by_fault[c.fault].append(c)
+    series, never = [], 0
+    for i, (fault, recs) in enumerate(sorted(by_fault.items())):
+        pts = [(float(c.cycle), c.time_to_converge_s) for c in recs if c.time_to_converge_s is not None]
+        never += len(recs) - len(pts)
+        series.append(Series(fault, pts, CLASS_COLOURS[i % len(CLASS_COLOURS)]))
+    caption = f"{sum(len(s.points) for s in series)} cycles converged"
+    if never:
+        caption += f"; {never} cycles have no time to converge (did not converge or were not polled)"
+    return Plot("cycle-converge", "time to converge per cycle", scatter_plot(
+        series, title="Phase 4 — time to converge after each chaos cycle", x_label="cycle",
+        y_label="seconds", desc=caption, dot=7), caption)
+
+
 def _cycle_status(c: CycleRecord) -> str:
     """A cycle line without a recorded status: judged from what it carries, never guessed green."""
     if c.lost or c.unexpected or c.duplicates:
@@ -233,6 +256,9 @@ def campaign_plots(data: RunData) -> list[Plot]:
     strip = cycle_strip(data.cycles)
     if strip:
         plots.append(strip)
+    conv = cycle_convergence_plot(data.cycles)
+    if conv:
+        plots.append(conv)
     for art in data.phases:
         if isinstance(art.report, Phase4Report):
             p = bound_plot(art.report)

@@ -197,6 +197,7 @@ def scatter_plot(
     width: int = 860,
     height: int = 320,
     desc: str = "",
+    dot: float = 3.5,
 ) -> str:
     """Dots per series over shaded bands (Jepsen's latency-raw shape)."""
     xs = [p[0] for s in series for p in s.points] + [b.x0 for b in bands] + [b.x1 for b in bands]
@@ -205,6 +206,8 @@ def scatter_plot(
         return empty_plot(title, "no data points in this run")
     left, right, top, bottom = 64, width - 16, 40, height - 42
     x_lo, x_hi = min(xs), max(xs)
+    pad = (x_hi - x_lo) * 0.02 or 0.5  # keep the outermost dots off the axis
+    x_lo, x_hi = x_lo - pad, x_hi + pad
     if log_y:
         positive = [y for y in ys if y > 0] or [1.0]
         y_lo, y_hi = 10 ** math.floor(math.log10(min(positive))), 10 ** math.ceil(math.log10(max(positive)))
@@ -226,7 +229,7 @@ def scatter_plot(
         d = "".join(f"M{_n(sx(x))} {_n(sy(y))}h0" for x, y in s.points)
         parts.append(
             f'<path class="pts" data-series="{_a(s.name)}" data-points="{len(s.points)}" d="{d}" '
-            f'stroke="{_a(s.colour)}" stroke-width="3.5" stroke-linecap="round" fill="none" stroke-opacity="0.8"/>'
+            f'stroke="{_a(s.colour)}" stroke-width="{dot:g}" stroke-linecap="round" fill="none" stroke-opacity="0.8"/>'
         )
     legend = [(f"{s.name} ({len(s.points)})", s.colour) for s in series]
     if bands:

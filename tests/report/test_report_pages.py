@@ -137,7 +137,7 @@ def test_analysis_md_is_rendered_escaped(runs: dict[str, Built]) -> None:
 
 
 def _latency_paths(doc: etree._Element) -> list[etree._Element]:
-    return doc.xpath("//svg[contains(@class,'scatter')]//path[@class='pts']")
+    return doc.xpath("//figure[starts-with(@id,'plot-latency')]//path[@class='pts']")
 
 
 @pytest.mark.parametrize("kind", ["pass", "fail", "error"])
@@ -161,7 +161,7 @@ def test_plots_are_images_of_the_run_data(runs: dict[str, Built], kind: str) -> 
         drawn[p.get("data-series")] += int(p.get("data-points"))
     assert drawn == by_outcome
     # fault windows: one shaded band per chaos cycle
-    assert len(doc.xpath("//svg[contains(@class,'scatter')]//rect[@class='band']")) == sum(b.cycles.values())
+    assert len(doc.xpath("//figure[starts-with(@id,'plot-latency')]//rect[@class='band']")) == sum(b.cycles.values())
     # the outcome strip: one cell per cycle record, coloured by its status
     cells = doc.xpath("//figure[@id='plot-cycles']//rect[@class='cell']")
     assert len(cells) == sum(b.cycles.values())
@@ -170,6 +170,9 @@ def test_plots_are_images_of_the_run_data(runs: dict[str, Built], kind: str) -> 
         for line in cycles_file.read_text().splitlines():
             statuses[json.loads(line)["status"]] += 1
     assert Counter(c.get("data-status") for c in cells) == statuses
+    # time to converge per chaos cycle: one dot per cycle that converged, at its recorded time
+    conv_dots = doc.xpath("//figure[@id='plot-cycle-converge']//path[@class='pts']")
+    assert sum(int(p.get("data-points")) for p in conv_dots) == sum(b.cycles.values())
     # convergence bound bars carry the phase 4 bounds
     p4 = Phase4Report.load(b.run_dir / "phase4.json")
     bars = doc.xpath("//figure[@id='plot-bounds']//rect[@class='bar']")

@@ -14,7 +14,6 @@ quorum semantics are unchanged; with sequential writers every push carries one m
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
 import queue
@@ -65,6 +64,79 @@ def parse_peers(values: list[str]) -> list[str]:
     return out
 
 
+class _Stale(OSError):
+    """A pooled connection turned out to be closed before the request reached the peer."""
+
+
+class _Conn:
+    """A minimal HTTP/1.1 client connection (http.client's email-based header parsing costs more CPU than the
+    whole push handling on loopback). Connect timeout 2 s, then `timeout` per socket operation."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT_S, timeout))
+        self.sock.settimeout(timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
+        self.hostport = f"{host}:{port}"
+
+    def exchange(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes, bool]:
+        payload = body or b""
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.hostport}", f"Content-Length: {len(payload)}"]
+        if body is not None:
+            head.append("Content-Type: application/json")
+        head.extend(f"{k}: {v}" for k, v in headers.items())
+        try:
+            self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+            line = self.rfile.readline(65537)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise _Stale(str(e)) from e
+        if not line:
+            raise _Stale("connection closed by peer")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ValueError(f"bad status line: {line[:80]!r}")
+        status = int(parts[1])
+        length: int | None = None
+        close = parts[0] == b"HTTP/1.0"
+        chunked = False
+        while True:
+            h = self.rfile.readline(65537)
+            if h in (b"\r\n", b"\n"):
+                break
+            if not h:
+                raise OSError("connection closed in the response headers")
+            k, _, v = h.partition(b":")
+            k = k.strip().lower()
+            if k == b"content-length":
+                length = int(v)
+            elif k == b"connection":
+                close = v.strip().lower() == b"close"
+            elif k == b"transfer-encoding":
+                chunked = b"chunked" in v.lower()
+        if chunked:
+            chunks = []
+            while (size := int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)) > 0:
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(3)
+            while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                pass
+            data = b"".join(chunks)
+        elif length is not None:
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise OSError("connection closed in the response body")
+        else:
+            data = self.rfile.read()
+            close = True
+        return status, data, close
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
 @dataclass
 class _Push:
     """One queued replication item: memories and/or deletions, and the quorum round waiting on it (if any)."""
@@ -86,7 +158,7 @@ class Peer:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.timeout_s = timeout_s
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[_Conn] = queue.LifoQueue()
         self.queue: deque[_Push] = deque()
         self.cv = threading.Condition()
         self.senders = senders
@@ -112,44 +184,32 @@ class Peer:
                 batch.append(item)
             return batch
 
-    def _connect(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-        sock = socket.create_connection((self.host, self.port), timeout=min(CONNECT_TIMEOUT_S, self.timeout_s))
-        sock.settimeout(self.timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock = sock
-        return conn
-
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """One HTTP exchange on a pooled connection. A pooled connection the peer closed while idle is
-        replaced transparently (the request never reached the peer); any other failure raises OSError."""
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        """One HTTP exchange on a pooled keep-alive connection. A pooled connection the peer closed while idle
+        is replaced transparently (the request never reached the peer); any other failure raises OSError."""
         for attempt in (0, 1):
             try:
                 conn = self._idle.get_nowait()
                 reused = True
             except queue.Empty:
-                conn = self._connect()
+                conn = _Conn(self.host, self.port, self.timeout_s)
                 reused = False
             try:
-                conn.request(method, path, body=body, headers=hdrs)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                    http.client.CannotSendRequest, http.client.BadStatusLine) as e:
+                status, data, close = conn.exchange(method, path, body, headers or {})
+            except _Stale as e:
                 conn.close()
                 if reused and attempt == 0:
                     continue
-                raise OSError(str(e) or type(e).__name__) from e
-            except (OSError, http.client.HTTPException) as e:
+                raise OSError(str(e)) from e
+            except (OSError, ValueError) as e:
                 conn.close()
                 raise OSError(str(e) or type(e).__name__) from e
-            if resp.will_close:
+            if close:
                 conn.close()
             else:
                 self._idle.put(conn)
-            return resp.status, data
+            return status, data
         raise OSError("unreachable")
 
     def close(self) -> None:

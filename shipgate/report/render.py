@@ -59,7 +59,7 @@ def _finalize(value: Any) -> Any:
 @cache
 def _env() -> Environment:
     return Environment(
-        loader=FileSystemLoader(HERE / "templates"),
+        loader=FileSystemLoader(HERE),  # templates sit beside this module so package-data ships them
         autoescape=select_autoescape(["html", "j2"], default=True),
         trim_blocks=True,
         lstrip_blocks=True,

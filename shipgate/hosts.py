@@ -100,6 +100,7 @@ class HostAccess:
         self.inventory = inventory
         self._config = Config(ssh_config=paramiko.SSHConfig())
         self._conns: dict[str, Connection] = {}
+        self._homes: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -273,11 +274,24 @@ class HostAccess:
         return int(pid)
 
     # -- files --------------------------------------------------------------------------------------
+    def _remote_path(self, host: str, path: str) -> str:
+        """Relative paths are taken from the host's $HOME, as for commands (SFTP alone would use the home
+        directory from /etc/passwd, which on the lab is root's real home, shared by all hosts)."""
+        if path.startswith("/"):
+            return path
+        if host not in self._homes:
+            res = self.run(host, 'printf %s "$HOME"', timeout=30)
+            if not res.ok or not res.stdout.startswith("/"):
+                raise HostError(host, f"cannot resolve $HOME for {path!r}: {res.describe()}")
+            self._homes[host] = res.stdout
+        return f"{self._homes[host].rstrip('/')}/{path}"
+
     def put(self, host: str, local: Path, remote: str, *, mode: int | None = None) -> None:
         """Upload one file (raises HostError naming the host when it cannot)."""
         local = Path(local)
         if not local.is_file():
             raise HostError(host, f"cannot upload {local}: not a file")
+        remote = self._remote_path(host, remote)
         try:
             transport = self._transport(host)
             with paramiko.SFTPClient.from_transport(transport) as sftp:
@@ -291,6 +305,7 @@ class HostAccess:
 
     def get(self, host: str, remote: str, local: Path) -> None:
         """Download one file (raises HostError naming the host when it cannot)."""
+        remote = self._remote_path(host, remote)
         try:
             transport = self._transport(host)
             with paramiko.SFTPClient.from_transport(transport) as sftp:

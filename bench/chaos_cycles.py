@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             result = report.faults[fault]
             print(f"{fault:<24} {result.status:<6} {result.cycles_run:>6} {extra['elapsed_s']:>9.1f} "
                   f"{extra['cycles_per_min']:>10.1f} {result.convergence_bound!s:>6}")
+            for reason in [c.reason() for c in report.checks
+                           if c.id.startswith(f"{fault}.") and c.status != "pass"][:3]:
+                print(f"    {reason[:300]}")
             if extra["cycles_per_min"]:
                 projected += 50 / extra["cycles_per_min"] * 60 + extra.get("startup_s", 0)
         print(f"phase 4 total: {total:.1f}s for {len(faults)} x {args.cycles} x {args.writes}; "

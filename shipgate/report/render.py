@@ -492,6 +492,8 @@ def render_index(runs_dir: Path) -> Path:
     counts = {"pass": 0, "fail": 0, "error": 0, "unknown": 0}
     for r in rows:
         counts[r.verdict if r.verdict in counts else "unknown"] += 1
-    html = _env().get_template("index.html.j2").render(rows=rows, counts=counts, css=_css(), csp=CSP,
-                                                       rendered_at=_now())
+    imported = sum(r.upstream_pass is not None for r in rows)
+    differs = sum(r.differs for r in rows)
+    html = _env().get_template("index.html.j2").render(rows=rows, counts=counts, imported=imported, differs=differs,
+                                                       css=_css(), csp=CSP, rendered_at=_now())
     return write_text(runs_dir / "index.html", html)

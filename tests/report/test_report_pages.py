@@ -223,6 +223,9 @@ def test_upstream_imports_show_reaudit_beside_upstream_verdict(runs: dict[str, B
         assert row.get("class") == "v-error"
         assert row.xpath("string(td[7])") == "true"
         assert row.xpath("td[7]/span[@class='differs']")
+    assert doc.xpath("string(//p[@id='reaudit'])") == (
+        f"52 imported from the previous gate; our re-audit disagrees with upstream's overall_pass on "
+        f"{len(SUMMARY_ONLY)}.")
     complete = by_id["soak-v0.6.0-r1"]
     assert complete.get("class") == "v-pass" and complete.xpath("string(td[7])") == "true"
     assert not complete.xpath("td[7]/span[@class='differs']")

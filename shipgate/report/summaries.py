@@ -157,9 +157,9 @@ def summaries(data: RunData) -> list[Summary]:
     # Engineer
     eng: list[str] = []
     ops = sum(len(v) for v in data.operations.values())
-    completions = sum(1 for evs in data.operations.values() for e in evs if e.type != "invoke")
-    eng.append(f"Evidence: {len(data.phases)} phase artifacts, {ops} history events ({completions} completed "
-               f"operations) in {len(data.operations)} history files, {len(data.cycles)} chaos cycle records.")
+    writes = sum(1 for evs in data.operations.values() for e in evs if e.type != "invoke" and e.op == "write")
+    eng.append(f"Evidence: {len(data.phases)} phase artifacts, {ops} history events ({writes} completed client "
+               f"writes) in {len(data.operations)} history files, {len(data.cycles)} chaos cycle records.")
     if facts:
         eng.append("; ".join(facts) + ".")
     fails = _failures(data)

@@ -1,0 +1,149 @@
+"""Teardown always works: after a normal run, twice, after the harness was SIGKILLed in the middle of `up`,
+and next to another lab that must survive. Also the clear errors of preflight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shipgate import lab, nemesis
+from shipgate.hosts import HostAccess
+from shipgate.lab import layout as L
+from shipgate.lab.system import LabError, preflight
+from tests.lab.conftest import needs_root, poll
+
+pytestmark = [pytest.mark.lab, needs_root]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def remains(name: str) -> list[str]:
+    """Everything of lab `name` still on the machine, looked up independently of shipgate.lab."""
+    out = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    out += [f"netns {ln.split()[0]}" for ln in netns.splitlines() if ln.startswith(f"{name}-")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
+    out += [f"link {ln.split(': ')[1].split('@')[0]}" for ln in links.splitlines()
+            if ln.split(": ")[1].startswith(f"{name}-")]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, timeout=10).stdout
+    out += [f"rule {ln}" for ln in rules.splitlines() if f"{L.FIREWALL_TAG}:{name} " in ln]
+    lab_dir = str(L.base_dir() / name)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if lab_dir in cmd and state != "Z":
+                out.append(f"process {entry.name}: {cmd[:100]}")
+    if Path(lab_dir).exists():
+        out.append(f"dir {lab_dir}")
+    return out
+
+
+@pytest.fixture
+def cleanup():
+    names: list[str] = []
+    yield names.append
+    for name in names:
+        lab.down(name)
+
+
+def test_down_removes_everything_and_is_idempotent(cleanup):
+    name = "t4down"
+    cleanup(name)
+    inv = lab.up(name)
+    with HostAccess(inv) as access:
+        sleeper = access.spawn("node-a", "sleep 600")
+        skewed = access.spawn("node-b", "sleep 600", env=nemesis.skew_env("+60"))
+        assert nemesis.partition(access, inv, "node-a", ["node-b"]).took_effect
+        marker = access.run("node-b", "touch /dev/shm/t4-marker && ls /dev/shm")
+        assert marker.ok and "t4-marker" in marker.stdout
+        assert "faketime_shm" in marker.stdout, marker.stdout  # libfaketime's leftovers-to-be
+    # Each host's /dev/shm is its own: nothing a host leaves there reaches the machine's /dev/shm.
+    assert not Path("/dev/shm/t4-marker").exists()
+    assert sleeper > 1 and skewed > 1
+    before = remains(name)
+    assert any(r.startswith("netns") for r in before) and any(r.startswith("process") for r in before)
+
+    report = lab.down(name)
+    assert report.clean, report.leftovers
+    assert report.had_state and len(report.namespaces) == 5 and len(report.links) == 12
+    assert remains(name) == []
+
+    again = lab.down(name)
+    assert again.clean and not again.had_state
+    assert again.namespaces == [] and again.links == [] and again.killed_pids == []
+
+
+@pytest.mark.parametrize("moment", ["namespaces", "sshd", "postgres"])
+def test_down_after_the_harness_was_sigkilled_mid_up(cleanup, moment: str):
+    name = f"t4k{moment[:3]}"
+    cleanup(name)
+    lab.down(name)
+    layout = L.LabLayout(name)
+    probes = {
+        "namespaces": lambda: Path(f"/run/netns/{name}-pg").exists(),
+        "sshd": lambda: layout.host("pg").pidfile.exists(),
+        "postgres": lambda: (layout.pg_data / "pgdata").exists(),
+    }
+    code = f"import sys; from shipgate.lab import up; up({name!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        reached = poll(lambda: probes[moment](), lambda hit: bool(hit), timeout=30, interval=0.005)
+        assert reached, f"up never reached {moment}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert not layout.state_file.exists(), "up finished before the kill: the test did not hit mid-up"
+    assert any(r.startswith("netns") for r in remains(name)), "nothing was left to clean up"
+
+    report = lab.down(name)
+    assert report.clean and not report.had_state, report.leftovers
+    assert remains(name) == []
+
+
+def test_two_labs_coexist_and_down_removes_only_its_own(cleanup):
+    cleanup("t4one")
+    cleanup("t4two")
+    one = lab.up("t4one")
+    two = lab.up("t4two")
+    assert one.vpc_cidr != two.vpc_cidr
+    assert one.hosts["node-a"].public_address != two.hosts["node-a"].public_address
+    assert lab.down("t4one").clean
+    assert remains("t4one") == []
+    st = lab.status("t4two")
+    assert st.healthy, st.model_dump()
+    assert lab.down("t4two").clean
+    assert remains("t4two") == []
+
+
+def test_up_refuses_without_root_naming_the_fix():
+    code = "from shipgate.lab import up; up('t4nr')"
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": "/tmp"})
+    assert proc.returncode != 0
+    assert "LabError: the lab needs root" in proc.stderr and "sudo" in proc.stderr
+
+
+def test_a_missing_tool_is_named_with_the_fix():
+    with pytest.raises(LabError, match=r"no-such-tool-t4 \(Debian package .*\./scripts/setup"):
+        preflight(["no-such-tool-t4"])
+
+
+def test_bad_names_are_refused_before_anything_happens():
+    for bad in ("", "Sg", "sg-a", "toolongname", "1abc"):
+        with pytest.raises(lab.LabNameError, match="lab name"):
+            lab.up(bad)
+        with pytest.raises(lab.LabNameError):
+            lab.down(bad)

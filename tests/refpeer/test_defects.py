@@ -29,6 +29,12 @@ def env_for(defect: str | None) -> dict[str, str]:
     return {"AI_MEMORY_REF_DEFECTS": defect or ""}
 
 
+def window(defect: str | None) -> float:
+    """How long to poll: generously when the clean peer must get there (polling stops at success), and a
+    fixed observation window -- several catch-up intervals -- when the defect must keep it from happening."""
+    return 20.0 if defect is None else 4.0
+
+
 def test_registry_parse_rejects_unknown_names_and_lists_valid_ones() -> None:
     assert defects.parse(" fanout_abort , quorum_w1,") == {"fanout_abort", "quorum_w1"}
     with pytest.raises(DefectConfigError, match=r"nope.*valid: .*ack_before_durable"):
@@ -70,7 +76,7 @@ def test_fanout_abort_leaves_each_write_on_the_leader_and_one_peer(cluster: Clus
     titles = {f"fa-{i}" for i in range(40)}
     for t in sorted(titles):
         assert nodes[0].post({"title": t, "content": "c", "namespace": "fa"})[0] == 201
-    converged = wait_until(lambda: nodes[1].titles("fa") >= titles and nodes[2].titles("fa") >= titles, 4)
+    converged = wait_until(lambda: nodes[1].titles("fa") >= titles and nodes[2].titles("fa") >= titles, window(defect))
     if defect is None:
         assert converged
         return
@@ -139,7 +145,7 @@ def test_no_catchup_leaves_a_restarted_peer_behind(cluster: Cluster, defect: str
     nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect))
     titles = _write_while_down(nodes, "nc")
     nodes[2].start()
-    caught_up = wait_until(lambda: nodes[2].titles("nc") >= titles, 4)
+    caught_up = wait_until(lambda: nodes[2].titles("nc") >= titles, window(defect))
     assert caught_up is (defect is None)
 
 
@@ -151,7 +157,7 @@ def test_skew_cursor_misses_rows_older_than_one_interval(cluster: Cluster, defec
     while time.time() < written_at + 1.5:  # the outage must outlast one catch-up interval
         time.sleep(0.1)
     nodes[2].start()
-    caught_up = wait_until(lambda: nodes[2].titles("sk") >= titles, 4)
+    caught_up = wait_until(lambda: nodes[2].titles("sk") >= titles, window(defect))
     assert caught_up is (defect is None)
 
 
@@ -169,7 +175,8 @@ def test_skew_cursor_under_a_real_libfaketime_offset(cluster: Cluster) -> None:
         nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect), per_node_env={2: skew})
         titles = _write_while_down(nodes, f"fk{defect or 'clean'}")
         nodes[2].start()
-        results[defect] = wait_until(lambda n=nodes[2], t=titles, d=defect: n.titles(f"fk{d or 'clean'}") >= t, 4)
+        results[defect] = wait_until(lambda n=nodes[2], t=titles, d=defect: n.titles(f"fk{d or 'clean'}") >= t,
+                                     window(defect))
     assert results == {None: True, "skew_cursor": False}
 
 
@@ -184,7 +191,8 @@ def test_ack_before_durable_loses_acknowledged_writes_when_the_leader_is_killed(
             acked.add(f"c0-w{i}")
     nodes[0].kill()
     assert len(acked) == 3
-    on_peers = wait_until(lambda: nodes[1].titles("abd") >= acked and nodes[2].titles("abd") >= acked, 4)
+    on_peers = wait_until(lambda: nodes[1].titles("abd") >= acked and nodes[2].titles("abd") >= acked,
+                          window(defect))
     nodes[0].start()
     on_leader = nodes[0].titles("abd") >= acked
     if defect is None:

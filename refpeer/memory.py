@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ _AGENT_ID_CHARS = re.compile(r"^[A-Za-z0-9_\-:@./]+$")
 _ID_CHARS = re.compile(r"^[A-Za-z0-9_:.@\-]+$")
 
 _last_ns = 0
+_clock_lock = threading.Lock()
 
 
 def _fmt_ns(epoch_ns: int) -> str:
@@ -58,11 +60,12 @@ def _fmt_ns(epoch_ns: int) -> str:
 
 def _next_ns() -> int:
     global _last_ns
-    ns = time.time_ns()
-    if ns <= _last_ns:
-        ns = _last_ns + 1
-    _last_ns = ns
-    return ns
+    with _clock_lock:
+        ns = time.time_ns()
+        if ns <= _last_ns:
+            ns = _last_ns + 1
+        _last_ns = ns
+        return ns
 
 
 def now_ts() -> str:

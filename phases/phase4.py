@@ -43,7 +43,7 @@ from shipgate.settings import Phase4Settings
 LOCAL_PORTS = (19077, 19078, 19079)
 SERVE_NAME = "phase4"
 FAULT_FRACTION = (0.15, 0.5)  # the fault moment, as a fraction of the burst, drawn per cycle
-POLL_INTERVAL_S = 0.2
+POLL_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -219,10 +219,9 @@ def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
     first (stop_serve already continues a stopped node before stopping it)."""
     from shipgate import nemesis
 
-    if cluster.topology == "hosts":
-        healed = nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
-        if not healed.took_effect:
-            raise ClassAborted(f"{cluster.leader.name}: stale partition rules cannot be removed: {healed.error}")
+    healed = nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
+    if not healed.took_effect:
+        raise ClassAborted(f"{cluster.leader.name}: stale partition rules cannot be removed: {healed.error}")
     for node in cluster.nodes:
         service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
         db = node.spec.db
@@ -398,8 +397,11 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
         node = cluster.leader
         peers = [n.host for n in cluster.nodes[1:]]
         out = FaultOutcome("partition", f"{node.name} <-> {', '.join(n.name for n in cluster.nodes[1:])}")
-        ev = _nemesis_call(out, "partition",
-                           lambda: nemesis.partition(acc, inv, node.host, peers, port=cluster.nodes[1].spec.port))
+        if cluster.topology == "local":
+            ev = _nemesis_call(out, "partition", lambda: _partition_loopback(acc, cluster))
+        else:
+            ev = _nemesis_call(out, "partition",
+                               lambda: nemesis.partition(acc, inv, node.host, peers, port=cluster.nodes[1].spec.port))
         if ev is not None:
             out.started_at = ev.started_at
             _sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
@@ -450,6 +452,25 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
     raise ValueError(f"unknown fault class {fault}")
 
 
+def _partition_loopback(access: Any, cluster: Cluster) -> Any:
+    """Upstream's local partition: DROP the leader's outgoing connections to the peers' loopback ports on
+    the chaos host. Tagged like the nemesis' own rules, so `nemesis.heal` lifts them and reads the counters."""
+    from shipgate import nemesis
+
+    rules = [f"OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport {n.spec.port} "
+             f"-m comment --comment \"{nemesis.TAG} partition {n.name}\" -j DROP" for n in cluster.nodes[1:]]
+    lines = [f"iptables -w 5 -I {r.replace('OUTPUT ', 'OUTPUT 1 ', 1)}" for r in rules]
+    lines += [f"iptables -w 5 -C {r} && echo present:{i}" for i, r in enumerate(rules)]
+    started = time.time()
+    res = access.run(cluster.leader.host, "; ".join(lines), timeout=30)
+    present = res.stdout.count("present:")
+    return nemesis.FaultEvidence(
+        kind="partition", host=cluster.leader.host, target=",".join(str(n.spec.port) for n in cluster.nodes[1:]),
+        started_at=started, took_effect=res.error is None and present == len(rules),
+        details={"rules": present, "loopback": True},
+        error=None if present == len(rules) else f"rules not in effect: {res.describe()}")
+
+
 def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutcome) -> None:
     """After the burst: restart a killed leader on the same DB, check a skewed node's clock; wait healthy."""
     from shipgate import nemesis
@@ -472,9 +493,6 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
             if ev is None or not ev.took_effect:
                 outcome.applied = False
                 outcome.problem = outcome.problem or f"{node.name} (pid {node.pid}) does not run with a skewed clock"
-    elif fault in ("partition_minority", "drop_random_acks"):
-        # The heal already ran; a node that cannot answer now means the heal failed.
-        _wait_healthy(ctx, cluster, cluster.nodes, deadline_s=10)
 
 
 def _landed_mid_burst(outcome: FaultOutcome, events: list[dict[str, Any]]) -> None:

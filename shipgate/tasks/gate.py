@@ -7,8 +7,6 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from shipgate.tasks import not_built
-
 COMMON_HELP = {
     "config": "TOML settings file (sections phase1..phase4; flags override it)",
     "target": "path of a real ai-memory binary (default: the bundled reference peer)",
@@ -123,16 +121,76 @@ def phase4(c, config=None, target=None, defects=None, keep=False, infra="lab", l
          _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology, runs_dir)
 
 
-@task
-def selftest(c):
-    """Run the gate against the clean reference peer and each seeded defect; print the detection matrix."""
-    not_built("selftest", 10)
+SELFTEST_HELP = {
+    "shape": "reduced (default: phase 4 at 5 cycles x 50 writes, one fault class per phase-4 defect; a few "
+             "minutes) or full (the gate's default settings, every fault class)",
+    "defects": "comma list of seeded defects to run (default all; 'none' runs only the clean peer)",
+    "repeat": "run the clean peer N times and report the false-red rate (target 0 of 10)",
+    "lab_name": "name of the labs the self-test builds, one campaign at a time (default st; must not be up)",
+    "runs_dir": "where runs/selftest-<ts>/ goes (default runs/)",
+    "seed": "phase 4: seed of the fault moments for every campaign (default: drawn per campaign, recorded)",
+    "cross": "also run phase 4 for the phase-2 defects and phase 2 for the phase-4 defects",
+    "clean": "run the clean peer (--no-clean: only the defects)",
+    "quiet": "print only one line per campaign (not each campaign's progress)",
+}
 
 
-@task
-def bench(c):
-    """Run the benchmarks under bench/ and write figures to bench/results/."""
-    not_built("bench", 10)
+@task(help=SELFTEST_HELP)
+def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir=None, seed=None, cross=False,
+             clean=True, quiet=False):
+    """Run the gate against the clean reference peer and each seeded defect; print the detection matrix.
+
+    Requirements: the clean peer is green; every defect is red (fail) in the phase that owns it; a defect
+    seen as `error` is a problem (the gate failed, not the product). Writes runs/selftest-<ts>/selftest.json
+    and selftest.md. Exit 0 when every requirement is met, 1 when one is not, 2 when it could not finish.
+    """
+    import sys
+
+    from shipgate.campaign import Console
+    from shipgate.selftest import SelftestError, SelftestOptions, parse_defects, print_result, run_selftest
+    from shipgate.settings import SettingsError
+
+    if shape not in ("reduced", "full"):
+        raise Exit(f"--shape must be reduced or full (got {shape!r})", code=2)
+    count = _int("repeat", repeat)
+    if count is None or count < 1:
+        raise Exit(f"--repeat must be a whole number >= 1 (got {repeat!r})", code=2)
+    try:
+        opts = SelftestOptions(shape=shape, defects=parse_defects(defects), repeat=count, clean=clean,
+                               cross=cross, lab_name=lab_name, seed=_int("seed", seed))
+        if runs_dir:
+            opts.runs_dir = Path(runs_dir).resolve()
+        console = Console()
+        progress = (lambda msg: console(msg) if not msg.startswith("  ") else None) if quiet else console
+        report = run_selftest(opts, progress=progress)
+    except (SelftestError, SettingsError) as exc:
+        raise Exit(str(exc), code=2) from None
+    print_result(report, opts.runs_dir / report.selftest_id, sys.stdout)
+    raise Exit(code=report.exit_code)
+
+
+@task(help={
+    "quick": "smaller shapes everywhere (a smoke run of the harness, not figures to quote)",
+    "only": "comma list of benchmark names to run (default all; `--list` shows them)",
+    "list_": "list the benchmarks and exit",
+    "out": "folder for <date>.json and <date>.md (default bench/results/)",
+})
+def bench(c, quick=False, only=None, list_=False, out=None):
+    """Run the benchmarks under bench/ and write the figures to bench/results/<date>.json and .md."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, str(root / "bench" / "run_all.py")]
+    argv += ["--quick"] if quick else []
+    argv += ["--only", only] if only else []
+    argv += ["--list"] if list_ else []
+    argv += ["--out", str(Path(out).resolve())] if out else []
+    try:
+        res = subprocess.run(argv, cwd=root, timeout=4 * 3600, check=False)
+    except subprocess.TimeoutExpired:
+        raise Exit("bench/run_all.py did not finish within 4 hours", code=2) from None
+    raise Exit(code=res.returncode)
 
 
 TASKS = [gate, phase1, phase2, phase3, phase4, selftest, bench]

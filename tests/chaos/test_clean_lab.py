@@ -71,3 +71,16 @@ def test_same_seed_draws_the_same_fault_moments(inv, tmp_path: Path) -> None:
     assert first.settings["seed"] == again.settings["seed"] == 99
     assert moments(tmp_path / "a") == moments(tmp_path / "b")
     assert moments(tmp_path / "a")[0].startswith("fault moment ")
+
+
+def test_local_topology_runs_the_upstream_shape(inv, tmp_path: Path) -> None:
+    """Three serves on the chaos host (node-0 federated, ports 19077-19079), partitioned on loopback."""
+    report = run_phase4(inv, tmp_path, faults=["partition_minority"], cycles=2, writes=40, topology="local")
+    assert report.status == "pass", report.reasons
+    assert report.details["topology"] == "local"
+    nodes = report.details["classes"]["partition_minority"]["nodes"]
+    assert sorted(nodes) == ["node-0", "node-1", "node-2"]
+    assert {n["url"] for n in nodes.values()} == {f"http://127.0.0.1:{p}" for p in (19077, 19078, 19079)}
+    line = (tmp_path / "history" / "phase4-partition_minority-cycles.jsonl").read_text().splitlines()[0]
+    record = CycleRecord.model_validate_json(line)
+    assert any("dropped_packets=" in e and "took effect" in e for e in record.fault_evidence)

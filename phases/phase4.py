@@ -16,6 +16,14 @@ at the cycle's fault moment node-c *rejoins*: it is SIGKILLed and restarted on t
 the offset, misses the writes of its downtime, and must repair them through catch-up while its clock is
 wrong (the class of the `skew_cursor` defect: a cursor derived from the local clock).
 
+`partition_minority` DROPs (both ways) between node-a and both peers for 500 ms. That is shorter than the
+quorum timeout, so TCP retransmission delivers every fan-out once the rules go: no replica misses a row,
+and a peer without catch-up (`no_catchup`) is not visible in this class. It is in `clock_skew_peer`
+(the rejoining node-c must pull what it missed) and, as diverged rows, in `kill_primary_mid_write`.
+
+`--topology local` is upstream's shape: three serves on the chaos host (127.0.0.1:19077-19079), only
+node-0 federated (so nodes 1 and 2 have no catch-up), the partition a loopback DROP on the peers' ports.
+
 A class that exceeds its time budget is `timed_out` and an error: it never passes vacuously.
 """
 

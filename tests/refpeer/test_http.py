@@ -397,3 +397,15 @@ def test_raw_socket_garbage_does_not_kill_the_server(peer: PeerProc) -> None:
         s.sendall(b"NOT-HTTP\r\n\r\n")
         s.recv(1024)
     assert http_json(f"{peer.url}/api/v1/health")[0] == 200
+
+
+def test_v063_emulation_upserts_duplicates_silently(tmp_path, procs) -> None:
+    (port,) = free_ports(1)
+    old = PeerProc(port, tmp_path / "o.db", tmp_path / "o.log", env={"AI_MEMORY_REF_ON_CONFLICT_DEFAULT": "merge"})
+    procs.append(old)
+    old.start()
+    s1, a = post(old, {"title": "dup", "content": "one", "namespace": "v063"})
+    s2, b = post(old, {"title": "dup", "content": "two", "namespace": "v063"})
+    assert (s1, s2) == (201, 201) and a["id"] == b["id"]
+    s3, _ = post(old, {"title": "dup", "content": "three", "namespace": "v063", "on_conflict": "error"})
+    assert s3 == 409

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -501,12 +503,6 @@ def _build(name: str, *, target: Path | None, defects: list[str], campaign_id: s
     pg.start()
     tgt = _install_target(layout, target)
     _wait_sshd(layout, pids)
-    pg.join(timeout=60)
-    if pg.is_alive():
-        raise LabError("Postgres did not start within 60 s on the pg host")
-    if pg.error is not None:
-        raise LabError(f"Postgres on the pg host: {pg.error}") from pg.error
-
     hosts = {
         role: Host(name=role, hostname=layout.host(role).hostname,
                    public_address=layout.host(role).public_address,
@@ -524,23 +520,20 @@ def _build(name: str, *, target: Path | None, defects: list[str], campaign_id: s
         target=tgt.model_copy(update={"defects": defects}),
         vpc_cidr=layout.vpc_cidr,
     )
-    version, warning = _read_version(inv)
+    # The version is read over SSH while Postgres is still starting (it is the longest step).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-version") as pool:
+        version_future = pool.submit(_read_version, inv)
+        pg.join(timeout=60)
+        version, warning = version_future.result()
+    if pg.is_alive():
+        raise LabError("Postgres did not start within 60 s on the pg host")
+    if pg.error is not None:
+        raise LabError(f"Postgres on the pg host: {pg.error}") from pg.error
     inv = inv.model_copy(update={"target": inv.target.model_copy(update={"version": version})})
     state = LabState(name=name, slot=layout.slot, host_pids=pids, postgres_pid=pg.pid,
                      inventory=_inventory_json(inv), warnings=[warning] if warning else [])
     write_state(layout, state)
     if warning:
-        import logging
-
         logging.getLogger(__name__).warning("lab %s: %s", name, warning)
     return inv
-
-
-def host_shell_prefix(layout: L.LabLayout, state: LabState, role: str) -> list[str]:
-    """argv prefix that runs a command inside a host's namespaces from the root namespace (lab only)."""
-    init = _init_pid(state.host_pids[role])
-    if init is None:
-        raise LabError(f"host {role} of lab {layout.name} is not running")
-    return ["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--"]
-
 

@@ -32,6 +32,56 @@ from typing import Any
 WRITE_PATH = "/api/v1/memories"
 
 
+class ResponseDeadline(TimeoutError):
+    """The whole exchange overran the request timeout (e.g. a body that drips one byte at a time)."""
+
+
+class _Deadlines:
+    """Shuts down the socket of any request still running past its deadline. A socket timeout bounds one
+    read, so a server that sends a byte now and then would otherwise hold a request (and the gate) forever."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[float, socket.socket]] = {}
+        self._expired: set[int] = set()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, seconds: float) -> int:
+        with self._lock:
+            self._next += 1
+            self._watched[self._next] = (time.monotonic() + seconds, sock)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            return self._next
+
+    def release(self, key: int) -> bool:
+        """Stop watching; True when the deadline had already passed (the socket was shut down)."""
+        with self._lock:
+            self._watched.pop(key, None)
+            if key in self._expired:
+                self._expired.discard(key)
+                return True
+            return False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)  # resolution of the deadlines
+            now = time.monotonic()
+            with self._lock:
+                late = [(k, s) for k, (due, s) in self._watched.items() if due <= now]
+                for key, _ in late:
+                    del self._watched[key]
+                    self._expired.add(key)
+            for _, sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+_DEADLINES = _Deadlines()
+
+
 class Endpoint:
     """A keep-alive HTTP/1.1 connection to one node; reconnects after any failure."""
 
@@ -53,18 +103,31 @@ class Endpoint:
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
+        key = None
         try:
+            if self.conn.sock is None:
+                self.conn.connect()
+            key = _DEADLINES.watch(self.conn.sock, self.timeout)
             self.conn.request(method, path, body=data, headers=hdrs)
             resp = self.conn.getresponse()
             payload = resp.read(16 * 1024 * 1024 + 1)
             if len(payload) > 16 * 1024 * 1024:
                 raise ValueError("response body larger than 16 MiB")
+            done, key = key, None
+            if _DEADLINES.release(done):
+                raise ResponseDeadline(self._overran("the body was cut off"))
             if resp.getheader("Connection", "").lower() == "close":
                 self.close()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
-        except BaseException:
+        except BaseException as exc:
+            expired = key is not None and _DEADLINES.release(key)
             self.close()
+            if expired and isinstance(exc, Exception):
+                raise ResponseDeadline(self._overran(type(exc).__name__)) from exc
             raise
+
+    def _overran(self, how: str) -> str:
+        return f"no complete response within {self.timeout:g}s (the server kept the exchange open; {how})"
 
     def close(self) -> None:
         if self.conn is not None:
@@ -77,6 +140,8 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     mid-request may or may not have been applied (info, indeterminate)."""
     if isinstance(exc, ConnectionRefusedError):
         return "fail", "connection refused"
+    if isinstance(exc, ResponseDeadline):
+        return "info", str(exc)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "info", "timeout"
     if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError)):
@@ -194,6 +259,12 @@ def read_namespace(url: str, namespace: str, page: int, timeout: float, max_rows
                 batch = doc["memories"]
                 if not isinstance(batch, list):
                     raise TypeError("memories is not a list")
+                for i, m in enumerate(batch):
+                    if not isinstance(m, dict):
+                        raise TypeError(f"memories[{i}] is {type(m).__name__}, not an object")
+                    for key in ("id", "title"):
+                        if not isinstance(m.get(key), str):
+                            raise TypeError(f"memories[{i}].{key} is {type(m.get(key)).__name__}, not a string")
             except (ValueError, KeyError, TypeError) as exc:
                 return {"ok": False, "error": f"unparsable list response: {exc}"}
             ids = tuple(str(m.get("id")) for m in batch if isinstance(m, dict))
@@ -374,7 +445,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
         proc.stdin.flush()
         tools = _mcp_exchange(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}, deadline)
-        names = [t.get("name") for t in (tools.get("result") or {}).get("tools", []) if isinstance(t, dict)]
+        result = tools.get("result")
+        listed = result.get("tools") if isinstance(result, dict) else None
+        names = [t.get("name") for t in (listed if isinstance(listed, list) else []) if isinstance(t, dict)]
         out["tool_names"] = names
         if args.call:
             call = json.loads(args.call)

@@ -92,8 +92,10 @@ def _node_steps(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
     res = _run(ctx, host, cli(db, "store", "--title", f"phase1-{hostname}", "--content", content,
                               "--tier", "mid", "--namespace", NAMESPACE, "--json"))
     stored, why = parse_json_stdout(res)
-    mem_id = stored.get("id") if isinstance(stored, dict) else None
-    checks.add("store", "exit 0 with the stored memory's id", mem_id, None if why else bool(mem_id), why)
+    raw_id = stored.get("id") if isinstance(stored, dict) else None
+    mem_id = raw_id if isinstance(raw_id, str) and raw_id else None
+    checks.add("store", "exit 0 with the stored memory's id", raw_id, None if why else bool(mem_id),
+               why or (None if mem_id else f"no string id in the store JSON (id is {type(raw_id).__name__})"))
 
     # recall
     res = _run(ctx, host, cli(db, "recall", content, "--limit", "5", "--json"))
@@ -198,10 +200,10 @@ def _mcp_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
     except (ValueError, IndexError):
         checks.error("mcp.tool_count", f">= {tool_min}", f"mcp probe printed no JSON: {(res.error or res.stderr)[-300:]}")
         return
-    init = doc.get("initialize") or {}
-    server = ((init.get("result") or {}).get("serverInfo") or {}).get("name")
+    init = _obj(doc.get("initialize"))
+    server = _obj(_obj(init.get("result")).get("serverInfo")).get("name")
     checks.add("mcp.initialize", "serverInfo.name == 'ai-memory'", server, server == "ai-memory",
-               doc.get("error") if server is None else None)
+               (doc.get("error") or f"initialize reply: {json.dumps(init)[:200]}") if server is None else None)
     names = doc.get("tool_names")
     if isinstance(names, list):
         facts["mcp_tool_count"] = len(names)
@@ -214,11 +216,12 @@ def _mcp_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
     if not call:
         checks.skipped("mcp.tools_call_agrees_with_cli", title, "no memory id from the CLI store")
         return
-    reply = doc.get("call_reply") or {}
+    reply = _obj(doc.get("call_reply"))
+    content = _obj(reply.get("result")).get("content")
     text = ""
-    for part in ((reply.get("result") or {}).get("content") or []):
-        if isinstance(part, dict) and part.get("type") == "text":
-            text += part.get("text", "")
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+            text += part["text"]
     try:
         got = json.loads(text)
     except ValueError:
@@ -227,6 +230,11 @@ def _mcp_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
     checks.add("mcp.tools_call_agrees_with_cli", title, got_title if got_title else (reply.get("error") or text[:200]),
                got_title == title if (got is not None or "error" in reply) else None,
                None if got is not None else doc.get("error"))
+
+
+def _obj(value: Any) -> dict:
+    """A JSON object from the target, or {} when it sent another type (a wrong type is a finding, not a crash)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _find_title(doc: Any) -> str | None:

@@ -287,6 +287,8 @@ def _status_breakdown(done: list[dict]) -> str | None:
     by: dict[str, int] = {}
     for e in done:
         key = str(e.get("status") or e.get("error"))
+        if e.get("type") != "ok" and e.get("status") is not None and e.get("error"):
+            key += f" ({str(e['error'])[:80]})"  # a 201 that is not an acknowledgement says why
         by[key] = by.get(key, 0) + 1
     if set(by) <= {"201"}:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import secrets
 import signal
 import sys
@@ -73,7 +74,16 @@ class Console:
         self.stream = stream or sys.stderr
 
     def __call__(self, msg: str) -> None:
-        print(f"[{time.monotonic() - self.t0:7.1f}s] {msg}", file=self.stream, flush=True)
+        print(f"[{time.monotonic() - self.t0:7.1f}s] {printable(msg)}", file=self.stream, flush=True)
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters escaped: a target's output quoted in a progress line can neither drive the
+    terminal (escape sequences) nor forge log lines (newlines)."""
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @contextlib.contextmanager
@@ -231,8 +241,8 @@ def _install(opts: CampaignOptions, inventory: Inventory, access: Any, progress:
         for host in HOST_NAMES:
             access.put(host, inventory.target.path, "/usr/local/bin/ai-memory", mode=0o755)
     service.install_agent(access, list(HOST_NAMES))
-    versions = {h: r.stdout.strip() for h, r in access.run_many(list(PEER_NAMES), "ai-memory --version", timeout=30).items()
-                if r.ok}
+    versions = {h: (r.stdout.strip().splitlines() or [""])[0][:200]
+                for h, r in access.run_many(list(PEER_NAMES), "ai-memory --version", timeout=30).items() if r.ok}
     version = versions.get("node-a") or inventory.target.version
     if len(set(versions.values())) > 1:
         progress(f"warning: the peers report different versions: {versions}")

@@ -228,6 +228,10 @@ class HostAccess:
             err += chan.recv_stderr(65536)
         code = chan.recv_exit_status() if chan.exit_status_ready() else None
         if code is None or code < 0:
+            if time.monotonic() - started >= limit:
+                # `timeout -k` SIGKILLs its whole process group, itself included: no exit status comes back.
+                return result(None, bytes(out), bytes(err),
+                              f"timeout after {limit:g}s (the command ignored SIGTERM and was killed)")
             return result(None, bytes(out), bytes(err), "ssh: channel closed without an exit status")
         elapsed = time.monotonic() - started
         if code in (124, 137) and elapsed >= limit:

@@ -276,7 +276,7 @@ class Store:
                 bid = self._batch_id
                 try:
                     self.conn.execute("COMMIT")
-                except sqlite3.Error as e:
+                except Exception as e:  # every waiter must hear about it; the loop must survive
                     err = e
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
@@ -324,9 +324,11 @@ class Store:
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Checkpoint the WAL (PASSIVE never waits for readers, so the periodic one cannot stall writers)."""
         with self.lock, contextlib.suppress(sqlite3.Error):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not self._batch_open:
+                self.conn.execute(f"PRAGMA wal_checkpoint({mode})")
 
     def _get_by_key(self, title: str, namespace: str, conn: sqlite3.Connection | None = None) -> dict | None:
         row = (conn or self.conn).execute(

@@ -409,6 +409,8 @@ class Handler(BaseHTTPRequestHandler):
             lines.append(f"{k.lower()}: {v}")
         if self.close_connection:
             lines.append("connection: close")
+        if getattr(self, "_head", False):
+            body = b""
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def _reply(self, status: int, body: dict | str | None, headers: dict[str, str] | None = None) -> None:
@@ -480,8 +482,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._reply(400, "Failed to deserialize query string")
             return
+        self._head = method == "HEAD"  # axum answers HEAD on every GET route, without the body
         try:
-            status, body, headers = self._route(method, path, q)
+            status, body, headers = self._route("GET" if self._head else method, path, q)
         except HttpError as e:
             if e.status in (413,) or self.close_connection:
                 self.close_connection = True

@@ -200,9 +200,11 @@ def test_unknown_path_is_404_with_empty_body_and_trailing_slash_does_not_match(p
         assert (status, data) == (404, b""), path
 
 
-def test_wrong_method_is_405(peer: PeerProc) -> None:
+def test_wrong_method_is_405_and_head_works_on_get_routes(peer: PeerProc) -> None:
     status, headers, _d = http_request(f"{peer.url}/api/v1/health", "POST", {})
     assert status == 405 and "GET" in headers["allow"]
+    status, headers, data = http_request(f"{peer.url}/api/v1/health", "HEAD")
+    assert status == 200 and data == b"" and int(headers["content-length"]) > 0
 
 
 def test_duplicate_title_is_409_by_default_merge_upserts_and_version_renames(peer: PeerProc) -> None:

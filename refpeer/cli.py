@@ -547,9 +547,25 @@ def _delegated(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _wants_version(argv: list[str]) -> bool:
+    """--version / -V before the subcommand (a value such as `--content -V` must not trigger it)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--version", "-V"):
+            return True
+        if a in _GLOBAL_VALUE_FLAGS:
+            i += 2
+            continue
+        if not a.startswith("-"):
+            return False
+        i += 1
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--version" in argv or "-V" in argv:
+    if _wants_version(argv):
         print(f"ai-memory {_version()}")
         return 0
     from refpeer.errors import RefPeerError, ValidationError

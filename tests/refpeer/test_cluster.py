@@ -189,3 +189,15 @@ def test_a_peer_list_naming_the_node_itself_does_not_deadlock(tmp_path: Path, pr
     a.start()
     status, body = a.post({"title": "self", "content": "c", "namespace": "self"}, timeout=10)
     assert status == 201 and body["quorum_acks"] == 3
+
+
+def test_cli_store_next_to_a_running_serve_shares_the_db_without_fanning_out(node: PeerProc) -> None:
+    from refpeer.testing import run_cli
+
+    with ThreadPoolExecutor(2) as ex:
+        http = ex.submit(lambda: [node.post({"title": f"h{i}", "content": "c", "namespace": "mix"})[0]
+                                  for i in range(60)])
+        cli = [run_cli(["store", "-T", f"c{i}", "-c", "x", "-n", "mix"], db=node.db).returncode for i in range(8)]
+        assert http.result() == [201] * 60
+    assert cli == [0] * 8
+    assert node.titles("mix") == {f"h{i}" for i in range(60)} | {f"c{i}" for i in range(8)}

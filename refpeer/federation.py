@@ -344,9 +344,8 @@ class Federation:
 
     def _replicate(self, mems: list[dict], dels: list[str], key: str) -> QuorumOutcome:
         needed = 1 if defects.enabled("quorum_w1") else self.w
-        body = self._push_body(mems, dels)
         if defects.enabled("fanout_abort"):
-            return self._replicate_aborting(body, key, needed)
+            return self._replicate_aborting(self._push_body(mems, dels), key, needed)
         rnd = _Round(needed=needed, peers=len(self.peers))
         if needed <= 1:
             rnd.acks_at_quorum = 1
@@ -372,7 +371,7 @@ class Federation:
             got = 1 + len(rnd.acks)
             all_done = rnd.done >= rnd.peers
         if defects.enabled("quorum_hang"):
-            return self._hang_until_quorum(body, key, needed, rnd)
+            return self._hang_until_quorum(self._push_body(mems, dels), key, needed, rnd)
         reason = "timeout" if all_done or got > 1 else "unreachable"
         return QuorumOutcome(False, got, needed, reason)
 

@@ -25,7 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shipgate.inventory import HOST_NAMES, Host, Inventory, PostgresEndpoint, SshSettings, Target
+from shipgate.inventory import (
+    CAMPAIGN_ID_RE,
+    HOST_NAMES,
+    Host,
+    Inventory,
+    PostgresEndpoint,
+    SshSettings,
+    Target,
+)
 from shipgate.lab import layout as L
 from shipgate.lab.models import LabState
 from shipgate.lab.system import SBIN_PATH, LabError, alive, locked, preflight, run, wait_for
@@ -167,6 +175,28 @@ def _network(layout: L.LabLayout) -> None:
                   f"link set {h.veth_private} master {layout.bridge_private} up"]
     lines += [f"link set {layout.bridge_public} up", f"link set {layout.bridge_private} up"]
     run(["ip", "-b", "-"], input="\n".join(lines) + "\n", timeout=30)
+
+
+def _needs_forward_accept() -> bool:
+    """Bridged frames pass the root namespace's FORWARD chain when br_netfilter is on; a host that filters
+    forwarding (Docker sets the policy to DROP, e.g. on CI runners) would silently cut the lab's networks.
+    SHIPGATE_LAB_FORWARD_RULES=1 forces the rules (to exercise this path on a permissive machine)."""
+    if os.environ.get("SHIPGATE_LAB_FORWARD_RULES") == "1":
+        return True
+    try:
+        if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() != "1":
+            return False
+    except OSError:
+        return False
+    rules = run(["iptables", "-w", "5", "-S", "FORWARD"], timeout=15).stdout.split("\n")
+    return [r for r in rules if r.strip()] != ["-P FORWARD ACCEPT"]
+
+
+def _forward_accept(layout: L.LabLayout) -> None:
+    """Let each bridge forward between its own ports only (tagged, so teardown removes the rules)."""
+    for bridge in (layout.bridge_public, layout.bridge_private):
+        run(["iptables", "-w", "5", "-I", "FORWARD", "1", "-i", bridge, "-o", bridge, "-m", "comment",
+             "--comment", f"{L.FIREWALL_TAG}:{layout.name} bridged traffic", "-j", "ACCEPT"], timeout=15)
 
 
 def _firewall(layout: L.LabLayout, role: str) -> str:
@@ -401,10 +431,10 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
     """Build the lab (or return the running one when it already matches) and return its Inventory."""
     L.check_name(name)
     preflight()
-    defects = [d.strip() for d in defects if d.strip()]
-    for d in defects:
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", d):
-            raise LabError(f"defect name {d!r} may hold only letters, digits and _.:-")
+    if campaign_id is not None and not CAMPAIGN_ID_RE.match(campaign_id):
+        raise LabError(f"campaign id {campaign_id!r} must be 1-63 chars of lowercase letters, digits, '.', '_' "
+                       "or '-', starting with a letter or digit")
+    defects = _check_defects(defects, target)
     if target is not None:
         target = Path(target).expanduser().resolve()
         if not target.is_file() or not os.access(target, os.X_OK):
@@ -424,7 +454,6 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
             if same_target and state_is_running(layout, state):
                 if campaign_id and campaign_id != inv.campaign_id:
                     inv = inv.model_copy(update={"campaign_id": campaign_id})
-                    Inventory.model_validate(inv.model_dump())
                     state.inventory = _inventory_json(inv)
                     write_state(layout, state)
                 return inv
@@ -436,6 +465,27 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
         except BaseException:
             teardown_locked(existing_layout)
             raise
+
+
+def _check_defects(defects: list[str] | tuple[str, ...], target: Path | None) -> list[str]:
+    """Seeded defects exist only in the reference peer; a typo must fail here, not silently run clean."""
+    names = [d.strip() for d in defects if d.strip()]
+    if not names:
+        return []
+    if target is not None:
+        raise LabError("--defects seeds the bundled reference peer; it cannot apply to a --target binary")
+    for d in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", d):
+            raise LabError(f"defect name {d!r} may hold only letters, digits and _.-")
+    try:
+        from refpeer.defects import parse
+    except ImportError:  # the reference peer itself will refuse unknown names at startup
+        return names
+    try:
+        parse(",".join(names))
+    except Exception as exc:
+        raise LabError(str(exc)) from None
+    return names
 
 
 def _inventory_json(inv: Inventory) -> dict:
@@ -460,6 +510,8 @@ def _build(name: str, *, target: Path | None, defects: list[str], campaign_id: s
     keygens += [_keygen(h.host_key, h.hostname) for h in layout.hosts()]
 
     _network(layout)
+    if _needs_forward_accept():
+        _forward_accept(layout)
     errors: list[BaseException] = []
 
     def guarded(role: str) -> None:

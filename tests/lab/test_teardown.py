@@ -15,35 +15,10 @@ from shipgate import lab, nemesis
 from shipgate.hosts import HostAccess
 from shipgate.lab import layout as L
 from shipgate.lab.system import LabError, preflight
-from tests.lab.conftest import needs_root, poll
+from tests.lab.conftest import needs_root, poll, remains
 
 pytestmark = [pytest.mark.lab, needs_root]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def remains(name: str) -> list[str]:
-    """Everything of lab `name` still on the machine, looked up independently of shipgate.lab."""
-    out = []
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
-    out += [f"netns {ln.split()[0]}" for ln in netns.splitlines() if ln.startswith(f"{name}-")]
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
-    out += [f"link {ln.split(': ')[1].split('@')[0]}" for ln in links.splitlines()
-            if ln.split(": ")[1].startswith(f"{name}-")]
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, timeout=10).stdout
-    out += [f"rule {ln}" for ln in rules.splitlines() if f"{L.FIREWALL_TAG}:{name} " in ln]
-    lab_dir = str(L.base_dir() / name)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if lab_dir in cmd and state != "Z":
-                out.append(f"process {entry.name}: {cmd[:100]}")
-    if Path(lab_dir).exists():
-        out.append(f"dir {lab_dir}")
-    return out
 
 
 @pytest.fixture

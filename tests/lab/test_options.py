@@ -1,0 +1,85 @@
+"""lab.up options: a real --target binary instead of the reference peer, seeded defects, campaign ids, and
+the FORWARD rules a Docker-style host needs (forced here; removed again by down)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shipgate import lab
+from shipgate.hosts import HostAccess
+from shipgate.inventory import HOST_NAMES
+from shipgate.lab import LabError
+from tests.lab.conftest import needs_root, remains
+
+pytestmark = [pytest.mark.lab, needs_root]
+
+
+@pytest.fixture
+def cleanup():
+    names: list[str] = []
+    yield names.append
+    for name in names:
+        assert lab.down(name).clean
+
+
+def test_target_binary_is_installed_on_every_host_and_its_version_read(cleanup, tmp_path: Path):
+    fake = tmp_path / "ai-memory"
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "ai-memory 9.9.9-t4" && exit 0\necho "$@"\n')
+    fake.chmod(0o755)
+    cleanup("t4bin")
+    inv = lab.up("t4bin", target=fake, campaign_id="t4-campaign.1")
+    assert inv.campaign_id == "t4-campaign.1"
+    assert inv.target.kind == "binary" and inv.target.path == fake.resolve()
+    assert inv.target.version == "ai-memory 9.9.9-t4"
+    with HostAccess(inv) as access:
+        results = access.run_many(list(HOST_NAMES), "ai-memory serve --port 9077; cmp $(command -v ai-memory) "
+                                  + str(fake))
+    for name, res in results.items():
+        assert res.ok and res.stdout.strip() == "serve --port 9077", f"{name}: {res.describe()}"
+    # A different target rebuilds the lab; the same one is reused.
+    again = lab.up("t4bin", target=fake)
+    assert again.campaign_id == "t4-campaign.1"
+    rebuilt = lab.up("t4bin")
+    assert rebuilt.target.kind == "refpeer" and rebuilt.campaign_id != "t4-campaign.1"
+
+
+def test_defects_reach_every_host_environment(cleanup):
+    cleanup("t4def")
+    inv = lab.up("t4def", defects=["fanout_abort", "no_catchup"])
+    assert inv.target.defects == ["fanout_abort", "no_catchup"]
+    with HostAccess(inv) as access:
+        results = access.run_many(list(HOST_NAMES), "echo $AI_MEMORY_REF_DEFECTS")
+    assert {h: r.stdout.strip() for h, r in results.items()} == dict.fromkeys(HOST_NAMES, "fanout_abort,no_catchup")
+
+
+def test_bad_options_are_refused_before_anything_is_built(tmp_path: Path):
+    with pytest.raises(LabError, match="unknown defect"):
+        lab.up("t4opt", defects=["no_such_defect"])
+    with pytest.raises(LabError, match="not an executable file"):
+        lab.up("t4opt", target=tmp_path / "missing")
+    binary = tmp_path / "ai-memory"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    with pytest.raises(LabError, match="cannot apply to a --target binary"):
+        lab.up("t4opt", target=binary, defects=["fanout_abort"])
+    with pytest.raises(LabError, match="campaign id"):
+        lab.up("t4opt", campaign_id="Bad Id")
+    assert remains("t4opt") == []
+
+
+def test_forward_rules_for_filtering_hosts_are_added_and_removed(cleanup, monkeypatch):
+    monkeypatch.setenv("SHIPGATE_LAB_FORWARD_RULES", "1")
+    cleanup("t4fwd")
+    inv = lab.up("t4fwd")
+    rules = subprocess.run(["iptables", "-w", "5", "-S", "FORWARD"], capture_output=True, text=True,
+                           timeout=10, check=True).stdout
+    tagged = [r for r in rules.splitlines() if "shipgate-lab:t4fwd " in r]
+    assert len(tagged) == 2 and all("-j ACCEPT" in r for r in tagged), rules
+    with HostAccess(inv) as access:
+        assert all(r.ok for r in access.run_many(list(HOST_NAMES), "true").values())
+    report = lab.down("t4fwd")
+    assert report.clean and len(report.iptables_rules) == 2, report
+    assert remains("t4fwd") == []

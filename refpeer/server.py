@@ -547,12 +547,15 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(422, "Failed to deserialize the JSON body into the target type: expected a map")
             text = str(args.get("context") or args.get("q") or args.get("query") or "")
             ns = args.get("namespace")
+            if ns is not None and not isinstance(ns, str):
+                raise HttpError(422, "namespace: invalid type, expected a string")
             if path.endswith("recall"):
-                limit = max(1, min(int(args.get("limit") or 10), 50))
+                limit = max(1, min(_q_int({"limit": str(args.get("limit") or 10)}, "limit", 10), 50))
                 mems = app.store.recall(text, limit=limit, namespace=ns)
                 return 200, {"count": len(mems), "memories": mems, "mode": "keyword",
                              "tokens_used": sum((len(m["title"]) + len(m["content"])) // 4 + 1 for m in mems)}, {}
-            mems = app.store.search(text, limit=max(1, min(int(args.get("limit") or 20), 200)), namespace=ns)
+            limit = max(1, min(_q_int({"limit": str(args.get("limit") or 20)}, "limit", 20), 200))
+            mems = app.store.search(text, limit=limit, namespace=ns)
             return 200, {"count": len(mems), "results": mems}, {}
         if path == "/api/v1/gc":
             _allow(method, "POST")

@@ -392,6 +392,8 @@ def test_recall_endpoint_is_or_of_tokens(peer: PeerProc) -> None:
     assert r["count"] == 2 and r["mode"] == "keyword"
     _, s = http_json(f"{peer.url}/api/v1/search?q=apples%20bananas&namespace={n}")
     assert s["count"] == 0
+    assert http_json(f"{peer.url}/api/v1/recall?context=x&limit=lots")[0] == 400
+    assert http_json(f"{peer.url}/api/v1/recall", "POST", {"context": "apples", "namespace": n})[1]["count"] == 1
 
 
 def test_raw_socket_garbage_does_not_kill_the_server(peer: PeerProc) -> None:

@@ -428,7 +428,11 @@ class Handler(BaseHTTPRequestHandler):
             total = 0
             while True:
                 line = self.rfile.readline(65537)
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                try:
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                except ValueError:
+                    self.close_connection = True
+                    raise HttpError(400, "invalid chunked body") from None
                 if size == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass
@@ -440,7 +444,11 @@ class Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(3)
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise HttpError(400, "invalid Content-Length header") from None
         if length > MAX_BODY:
             self.close_connection = True
             if length <= 8 * MAX_BODY:  # drain, so a client still sending sees the 413, not a broken pipe

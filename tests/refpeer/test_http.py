@@ -413,3 +413,13 @@ def test_v063_emulation_upserts_duplicates_silently(tmp_path, procs) -> None:
     assert (s1, s2) == (201, 201) and a["id"] == b["id"]
     s3, _ = post(old, {"title": "dup", "content": "three", "namespace": "v063", "on_conflict": "error"})
     assert s3 == 409
+
+
+def test_malformed_framing_is_400_and_the_server_keeps_serving(peer: PeerProc) -> None:
+    for raw in (b"POST /api/v1/memories HTTP/1.1\r\nContent-Length: many\r\nContent-Type: application/json\r\n\r\n",
+                b"POST /api/v1/memories HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json"
+                b"\r\n\r\nzz\r\n"):
+        with socket.create_connection(("127.0.0.1", peer.port), timeout=5) as s:
+            s.sendall(raw)
+            assert s.recv(1024).startswith(b"HTTP/1.1 400")
+    assert http_json(f"{peer.url}/api/v1/health")[0] == 200

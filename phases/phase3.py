@@ -12,6 +12,7 @@ import contextlib
 import json
 import shlex
 from typing import Any
+from urllib.parse import quote
 
 from phases.common import Checks, PhaseContext, Stopwatch, cli, host_unreachable
 from shipgate import service
@@ -93,6 +94,12 @@ def _run(ctx: PhaseContext, command: str, *, timeout: float = 120, secret_stdin:
     else:
         stdin = None
     res = ctx.access.run(HOST, command, timeout=timeout, stdin=stdin)
+    if secret_stdin:
+        # The target holds the DSN now and may print it anywhere (errors, its JSON report, stderr).
+        password = ctx.inventory.postgres.password.get_secret_value()
+        for secret in {password, quote(password, safe="")}:
+            res.stdout, res.stderr = res.stdout.replace(secret, "***"), res.stderr.replace(secret, "***")
+            res.error = res.error.replace(secret, "***") if res.error else res.error
     if host_unreachable(res):
         raise ServiceError(HOST, res.error or "unreachable")
     return res

@@ -133,11 +133,24 @@ def test_list_ignores_limit_caps_at_20(tmp_path: Path, procs: list[PeerProc], de
 
 
 def _write_while_down(nodes: list[PeerProc], ns: str, n: int = 10) -> set[str]:
+    """node-c down, n acked writes to node-a, and node-a has given up pushing them to node-c (push and
+    retry both failed), so only catch-up can bring them to node-c once it is back."""
     nodes[2].kill()
     titles = {f"{ns}-{i}" for i in range(n)}
     for t in sorted(titles):
         assert nodes[0].post({"title": t, "content": "c", "namespace": ns})[0] == 201
+    assert wait_until(lambda: _metric(nodes[0], "refpeer_fanout_failed_total") >= n, 20)
     return titles
+
+
+def _metric(node: PeerProc, name: str) -> int:
+    from refpeer.testing import http_request
+
+    _s, _h, body = http_request(f"{node.url}/metrics", timeout=5)
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    return 0
 
 
 @pytest.mark.parametrize("defect", [None, "no_catchup"])

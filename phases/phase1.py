@@ -146,8 +146,9 @@ def _backup_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
         f"cd {backup_dir} 2>/dev/null || exit 0; "
         "for f in ai-memory-*.db; do [ -e \"$f\" ] && echo \"snap $f $(sha256sum \"$f\" | cut -d' ' -f1)\"; done; "
         "for f in ai-memory-*.manifest.json; do [ -e \"$f\" ] && echo \"manifest $f\"; done; true"))
-    snaps = [line.split() for line in listing.stdout.splitlines() if line.startswith("snap ")]
-    manifests = [line.split()[1] for line in listing.stdout.splitlines() if line.startswith("manifest ")]
+    # "snap <file name, which may hold spaces> <sha256>" and "manifest <file name>"
+    snaps = [line[len("snap "):].rsplit(" ", 1) for line in listing.stdout.splitlines() if line.startswith("snap ")]
+    manifests = [line[len("manifest "):] for line in listing.stdout.splitlines() if line.startswith("manifest ")]
     facts["snapshot_count"] = len(snaps)
     facts["manifest_count"] = len(manifests)
     checks.add("backup.snapshot_count", 1, len(snaps), len(snaps) == 1)
@@ -157,7 +158,7 @@ def _backup_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
                        "needs exactly one snapshot and one manifest")
         checks.skipped("backup.restores_same_rows", "same rows", "needs exactly one snapshot and one manifest")
         return
-    _, snap_name, snap_sha = snaps[0]
+    snap_name, snap_sha = (snaps[0] + [""])[:2]
     res = _run(ctx, host, f"cat {shlex.quote(backup_dir + '/' + manifests[0])}")
     try:
         manifest = json.loads(res.stdout)

@@ -26,7 +26,8 @@ from typing import Any
 MODES: dict[str, str] = {
     "clean": "the reference peer, unchanged",
     "cli_not_json": "store/recall/stats/curator --json print prose, not JSON",
-    "cli_wrong_types": "every --json document, and every MCP reply, has JSON of the wrong types",
+    "cli_wrong_types": "every --json document, every MCP reply and the backup manifest have JSON of the wrong "
+                       "types; the snapshot's file name has spaces",
     "cli_garbage": "--version and every --json command (and mcp) print binary garbage on stdout",
     "cli_hang": "`recall` never returns and ignores SIGTERM",
     "http_500": "every /api/v1/memories request gets a 500 with an HTML body",
@@ -103,6 +104,15 @@ def _wrong_types(cmd: str) -> Any:
         "stats": {"total": "three", "by_tier": "none", "by_namespace": 5},
         "curator": {"errors": "none", "operations": {"a": 1}},
     }[cmd]
+
+
+def _odd_backup(argv: list[str]) -> int:
+    """A snapshot whose name has spaces and a manifest whose fields have the wrong types."""
+    to = Path(argv[argv.index("--to") + 1]) if "--to" in argv else Path("backups")
+    to.mkdir(parents=True, exist_ok=True)
+    (to / "ai-memory-hostile snapshot of today.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    (to / "ai-memory-hostile.manifest.json").write_text(json.dumps({"sha256": 5, "snapshot": None, "bytes": "many"}))
+    return 0
 
 
 def _mcp(reply: Any) -> int:
@@ -239,6 +249,8 @@ def main(argv: list[str] | None = None, mode_file: str | None = None) -> int:
             return _out(json.dumps(_wrong_types(cmd)) + "\n")
         if cmd == "mcp":
             return _mcp(lambda req: {"jsonrpc": "2.0", "id": req["id"], "result": ["not", "an", "object"]})
+        if cmd == "backup":
+            return _odd_backup(argv)
     if mode == "cli_hang" and cmd == "recall":
         return _hang()
     if mode.startswith("http_") and cmd == "serve":

@@ -123,6 +123,8 @@ def test_cli_json_of_the_wrong_types(hostile_lab: HostileLab, start_gate, tmp_pa
     assert checks["curator.errors"][0] == "error" and "no errors list" in checks["curator.errors"][1]
     assert checks["mcp.initialize"][0] == "fail" and "not" in checks["mcp.initialize"][1]
     assert checks["mcp.tool_count"][0] == "fail"
+    status, text = checks["backup.sha256_matches_manifest"]
+    assert status == "fail" and "snapshot of today.db" in text, text
 
 
 def test_cli_binary_garbage_on_stdout(hostile_lab: HostileLab, start_gate, tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from shipgate.inventory import (
 )
 from shipgate.lab import layout as L
 from shipgate.lab.models import LabState
-from shipgate.lab.system import SBIN_PATH, LabError, alive, locked, preflight, run, wait_for
+from shipgate.lab.system import SBIN_PATH, LabError, alive, existing_netns, locked, preflight, run, wait_for
 
 PG_DATABASE = "ai_memory"
 PG_USER = "ai_memory"
@@ -92,8 +92,6 @@ def inventory_from_state(state: LabState) -> Inventory:
 
 def state_is_running(layout: L.LabLayout, state: LabState) -> bool:
     """Every host process and Postgres still alive and every namespace present."""
-    from shipgate.lab.system import existing_netns
-
     present = existing_netns()
     return (all(ns in present for ns in layout.namespaces())
             and all(alive(state.host_pids.get(r, -1)) for r in L.ROLES)
@@ -166,8 +164,7 @@ def _network(layout: L.LabLayout) -> None:
         lines.append(f"link add {h.veth_private} type veth peer name {L.VPC_IF} netns {h.netns}")
     run(["ip", "-b", "-"], input="\n".join(lines) + "\n", timeout=30)
     # No IPv6 on the lab's links: nothing may reach a host around its IPv4 firewall (link-local v6).
-    root_links = layout.links()
-    for link in root_links:
+    for link in layout.links():
         Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
     lines = [f"addr add {layout.operator_address}/{layout.public_prefix} dev {layout.bridge_public}"]
     for h in layout.hosts():
@@ -383,36 +380,24 @@ def _install_target(layout: L.LabLayout, target: Path | None) -> Target:
     return Target(kind=kind, path=source)
 
 
-class _Postgres(threading.Thread):
-    """Starts Postgres inside the pg host while sshd boots. `pid` is the `nsenter` that waits for the
-    postmaster (it lives exactly as long as the postmaster does)."""
+def _start_postgres(layout: L.LabLayout, unshare_pid: int, password: str) -> int | None:
+    """Start Postgres inside the pg host (runs while the other hosts' sshd boot). Returns the PID of the
+    `nsenter` that waits for the postmaster (it lives exactly as long as the postmaster does)."""
+    from shipgate.postgres import PostgresServer
 
-    def __init__(self, layout: L.LabLayout, unshare_pid: int, password: str) -> None:
-        super().__init__(name="lab-postgres", daemon=True)
-        self.layout, self.unshare_pid, self.password = layout, unshare_pid, password
-        self.pid: int | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            from shipgate.postgres import PostgresServer
-
-            init = wait_for(lambda: _init_pid(self.unshare_pid), 10)
-            if init is None:
-                raise LabError(f"pg host did not start; {_boot_tail(self.layout.host('pg'))}")
-            h = self.layout.host("pg")
-            server = PostgresServer(
-                self.layout.pg_data, listen=h.private_address, port=L.PG_PORT,
-                # All of the host's namespaces, PID included: the loader resolves $ORIGIN (the wheel's
-                # RPATH) through /proc/self, which only works inside the PID namespace /proc belongs to.
-                run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--"],
-                allow_cidrs=[self.layout.vpc_cidr],
-            )
-            server.start(timeout=30)
-            server.create_database(PG_DATABASE, PG_USER, self.password, extensions=("vector",))
-            self.pid = server.pid
-        except BaseException as exc:
-            self.error = exc
+    init = wait_for(lambda: _init_pid(unshare_pid), 10)
+    if init is None:
+        raise LabError(f"pg host did not start; {_boot_tail(layout.host('pg'))}")
+    server = PostgresServer(
+        layout.pg_data, listen=layout.host("pg").private_address, port=L.PG_PORT,
+        # All of the host's namespaces, PID included: the loader resolves $ORIGIN (the wheel's RPATH)
+        # through /proc/self, which only works inside the PID namespace /proc belongs to.
+        run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--"],
+        allow_cidrs=[layout.vpc_cidr],
+    )
+    server.start(timeout=30)
+    server.create_database(PG_DATABASE, PG_USER, password, extensions=("vector",))
+    return server.pid
 
 
 def _read_version(inventory: Inventory) -> tuple[str | None, str | None]:
@@ -512,22 +497,11 @@ def _build(name: str, *, target: Path | None, defects: list[str], campaign_id: s
     _network(layout)
     if _needs_forward_accept():
         _forward_accept(layout)
-    errors: list[BaseException] = []
-
-    def guarded(role: str) -> None:
-        try:
-            _host_network(layout, role)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(r,)) for r in L.ROLES]
-    for t in threads:
-        t.start()
-    _wait_all(keygens, "ssh-keygen")
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(max_workers=len(L.ROLES), thread_name_prefix="lab-net") as pool:
+        nets = [pool.submit(_host_network, layout, r) for r in L.ROLES]
+        _wait_all(keygens, "ssh-keygen")
+        for fut in nets:
+            fut.result()
 
     layout.authorized_keys.write_text(layout.operator_key.with_suffix(".pub").read_text())
     known = []
@@ -551,38 +525,39 @@ def _build(name: str, *, target: Path | None, defects: list[str], campaign_id: s
         _launch_host(layout, role)
     pids = {r: _host_pid(layout, r) for r in L.ROLES}
     password = secrets.token_urlsafe(18)
-    pg = _Postgres(layout, pids["pg"], password)
-    pg.start()
-    tgt = _install_target(layout, target)
-    _wait_sshd(layout, pids)
-    hosts = {
-        role: Host(name=role, hostname=layout.host(role).hostname,
-                   public_address=layout.host(role).public_address,
-                   private_address=layout.host(role).private_address)
-        for role in HOST_NAMES
-    }
-    inv = Inventory(
-        campaign_id=campaign_id,
-        provider="lab",
-        hosts=hosts,
-        ssh=SshSettings(key_path=layout.operator_key, known_hosts=layout.known_hosts,
-                        connect_timeout_s=5.0, command_timeout_s=120.0),
-        postgres=PostgresEndpoint(host=layout.host("pg").private_address, port=L.PG_PORT,
-                                  database=PG_DATABASE, user=PG_USER, password=password, pgvector=True),
-        target=tgt.model_copy(update={"defects": defects}),
-        vpc_cidr=layout.vpc_cidr,
-    )
-    # The version is read over SSH while Postgres is still starting (it is the longest step).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-version") as pool:
-        version_future = pool.submit(_read_version, inv)
-        pg.join(timeout=60)
-        version, warning = version_future.result()
-    if pg.is_alive():
-        raise LabError("Postgres did not start within 60 s on the pg host")
-    if pg.error is not None:
-        raise LabError(f"Postgres on the pg host: {pg.error}") from pg.error
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-postgres") as pool:
+        pg = pool.submit(_start_postgres, layout, pids["pg"], password)
+        tgt = _install_target(layout, target)
+        _wait_sshd(layout, pids)
+        hosts = {
+            role: Host(name=role, hostname=layout.host(role).hostname,
+                       public_address=layout.host(role).public_address,
+                       private_address=layout.host(role).private_address)
+            for role in HOST_NAMES
+        }
+        inv = Inventory(
+            campaign_id=campaign_id,
+            provider="lab",
+            hosts=hosts,
+            ssh=SshSettings(key_path=layout.operator_key, known_hosts=layout.known_hosts,
+                            connect_timeout_s=5.0, command_timeout_s=120.0),
+            postgres=PostgresEndpoint(host=layout.host("pg").private_address, port=L.PG_PORT,
+                                      database=PG_DATABASE, user=PG_USER, password=password, pgvector=True),
+            target=tgt.model_copy(update={"defects": defects}),
+            vpc_cidr=layout.vpc_cidr,
+        )
+        # Read over SSH while Postgres is still starting (the longest step of the build).
+        version, warning = _read_version(inv)
+        try:
+            pg_pid = pg.result(timeout=60)
+        except FutureTimeout:
+            raise LabError("Postgres did not start within 60 s on the pg host") from None
+        except LabError:
+            raise
+        except Exception as exc:
+            raise LabError(f"Postgres on the pg host: {exc}") from exc
     inv = inv.model_copy(update={"target": inv.target.model_copy(update={"version": version})})
-    state = LabState(name=name, slot=layout.slot, host_pids=pids, postgres_pid=pg.pid,
+    state = LabState(name=name, slot=layout.slot, host_pids=pids, postgres_pid=pg_pid,
                      inventory=_inventory_json(inv), warnings=[warning] if warning else [])
     write_state(layout, state)
     if warning:

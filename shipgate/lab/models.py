@@ -33,7 +33,6 @@ class Teardown(BaseModel):
     namespaces: list[str] = Field(default_factory=list)
     links: list[str] = Field(default_factory=list)
     iptables_rules: list[str] = Field(default_factory=list)
-    shm_files: list[str] = Field(default_factory=list)
     removed_dir: str | None = None
     leftovers: list[str] = Field(default_factory=list)
     duration_s: float = 0.0

@@ -2,12 +2,14 @@
 
 Order matters: kill every process inside the lab's namespaces first (SIGKILL, by PID; the hosts' private
 /run, /dev/shm and IPC namespaces die with them, taking libfaketime's and Postgres' leftovers along),
-then delete the root-side links (which destroys each veth pair), then the namespaces, then the files.
+then delete the root-side links (which destroys each veth pair), then the namespaces, the root
+namespace's tagged FORWARD rules (if any), then the files.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -33,8 +35,8 @@ def _links_present(names: list[str]) -> list[str]:
 
 
 def _root_rules(tag: str) -> list[tuple[str, str]]:
-    """(table, rule) pairs in the root namespace tagged with this lab's comment (the lab adds none; a
-    crashed older build might have)."""
+    """(table, rule) pairs in the root namespace tagged with this lab's comment: the FORWARD accepts a
+    filtering host gets (see build._forward_accept)."""
     if which("iptables") is None:
         return []
     pattern = re.compile(_COMMENT_RE_TMPL.format(tag=re.escape(tag)))
@@ -65,7 +67,7 @@ def teardown_locked(layout: L.LabLayout) -> Teardown:
 
     tag = f"{L.FIREWALL_TAG}:{layout.name}"
     for table, rule in _root_rules(tag):
-        run(["sh", "-c", f"iptables -w 5 -t {table} {rule.replace('-A ', '-D ', 1)}"], timeout=15, check=False)
+        run(["iptables", "-w", "5", "-t", table, "-D", *shlex.split(rule)[1:]], timeout=15, check=False)
         report.iptables_rules.append(f"{table}: {rule}")
 
     if layout.dir.exists():

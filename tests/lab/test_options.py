@@ -3,7 +3,11 @@ the FORWARD rules a Docker-style host needs (forced here; removed again by down)
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +15,21 @@ import pytest
 from shipgate import lab
 from shipgate.hosts import HostAccess
 from shipgate.inventory import HOST_NAMES
-from shipgate.lab import LabError
+from shipgate.lab import LabError, LabStatus
+from shipgate.lab.build import read_state
 from tests.lab.conftest import needs_root, remains
 
 pytestmark = [pytest.mark.lab, needs_root]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def poll_status(name: str, until, timeout: float = 15) -> LabStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = lab.status(name)
+        if until(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -83,3 +98,20 @@ def test_forward_rules_for_filtering_hosts_are_added_and_removed(cleanup, monkey
     report = lab.down("t4fwd")
     assert report.clean and len(report.iptables_rules) == 2, report
     assert remains("t4fwd") == []
+
+
+def test_status_reports_a_broken_host_and_up_rebuilds_it(cleanup):
+    cleanup("t4sick")
+    lab.up("t4sick")
+    state = read_state(lab.LabLayout("t4sick"))
+    os.kill(state.host_pids["node-b"], signal.SIGKILL)  # the host's launcher; --kill-child takes its sshd along
+    st = poll_status("t4sick", lambda s: not next(h for h in s.hosts if h.name == "node-b").ssh_ok)
+    node_b = next(h for h in st.hosts if h.name == "node-b")
+    assert not node_b.ssh_ok and node_b.error and not st.healthy
+    assert all(h.ssh_ok for h in st.hosts if h.name != "node-b")
+    assert lab.load("t4sick") is None
+    task = subprocess.run([sys.executable, "-m", "invoke", "lab.status", "--name", "t4sick"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert task.returncode == 1 and "FAIL" in task.stdout and "not healthy" in task.stderr
+    rebuilt = lab.up("t4sick")
+    assert lab.status("t4sick").healthy and lab.load("t4sick") == rebuilt

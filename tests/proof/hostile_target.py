@@ -34,6 +34,7 @@ MODES: dict[str, str] = {
     "http_wrong_types": "writes get 201 with an id, the list returns rows whose id/title are lists and objects",
     "http_huge": "every /api/v1/memories answer is a 10 MB body that is not JSON",
     "http_drip": "every /api/v1/memories answer promises 1 MB and drips one byte a second, forever",
+    "http_never_closes": "every /api/v1/memories answer has no length and its connection is never closed",
     "leak": "migrate, recall and curator echo their argv and environment (migrate puts the DSN in its JSON report)",
 }
 ENV_MODE = "SHIPGATE_HOSTILE"
@@ -197,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(201 if method == "POST" else 200, b"x" * HUGE, "text/plain")
         elif mode == "http_drip":
             self._drip(201 if method == "POST" else 200)
+        elif mode == "http_never_closes":
+            self._never_close(201 if method == "POST" else 200)
         else:
             self._send(404, b'{"error":"not found"}')
 
@@ -211,6 +214,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b" ")
                 self.wfile.flush()
                 time.sleep(1)  # the hostile behaviour itself: one byte a second
+        except OSError:
+            return
+
+
+    def _never_close(self, status: int) -> None:
+        """A body delimited by the end of the connection, which never comes (until the client gives up)."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"id": os.urandom(8).hex(), "memories": []}).encode())
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            while self.rfile.read(1):
+                pass
         except OSError:
             return
 

@@ -7,8 +7,9 @@ history and the final reads of every node.
 
 Per class the cluster is started once (fresh databases) and reused across cycles; each cycle has its own
 namespace. Per cycle: a paced burst of writes to the leader; the fault lands mid-burst (partition and
-pause heal after `fault_window_ms`; a killed leader restarts on the same database after the burst, so
-crash recovery is part of the test); convergence is polled with a deadline; the checker judges.
+pause heal after `fault_window_ms`; a killed leader is restarted at once on the same database while the
+burst goes on, so crash recovery under load is part of the test); convergence is polled with a
+deadline; the checker judges.
 
 `clock_skew_peer`: node-c always runs under a libfaketime offset (read back from the process as
 evidence). A skewed clock alone changes nothing a reader can see while every fan-out reaches node-c, so
@@ -16,9 +17,15 @@ at the cycle's fault moment node-c *rejoins*: it is SIGKILLed and restarted on t
 the offset, misses the writes of its downtime, and must repair them through catch-up while its clock is
 wrong (the class of the `skew_cursor` defect: a cursor derived from the local clock).
 
+Catch-up: `partition_minority` and `drop_random_acks` run with catch-up off (`fanout_faults`), as phase 2's
+burst, so convergence measures the fan-out itself: a post-quorum fan-out that is cancelled (`fanout_abort`)
+would otherwise be repaired within one catch-up tick and never seen. `kill_primary_mid_write` and
+`clock_skew_peer` need repair (a crashed leader's unsent fan-outs, a rejoining peer's missed writes), so
+they run with catch-up on (`catchup_interval_secs`, recorded).
+
 `partition_minority` DROPs (both ways) between node-a and both peers for 500 ms. That is shorter than the
 quorum timeout, so TCP retransmission delivers every fan-out once the rules go: no replica misses a row,
-and a peer without catch-up (`no_catchup`) is not visible in this class. It is in `clock_skew_peer`
+and a peer without catch-up (`no_catchup`) cannot be visible in this class. It is in `clock_skew_peer`
 (the rejoining node-c must pull what it missed) and, as diverged rows, in `kill_primary_mid_write`.
 
 `--topology local` is upstream's shape: three serves on the chaos host (127.0.0.1:19077-19079), only
@@ -105,8 +112,8 @@ class ClassAborted(RuntimeError):
 def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
     """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape."""
     db = f"{WORKDIR}/phase4-{fault}.db"
-    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": s.catchup_interval_secs,
-              "name": SERVE_NAME}
+    catchup = 0 if fault in s.fanout_faults else s.catchup_interval_secs
+    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": catchup, "name": SERVE_NAME}
     nodes: list[Node] = []
     if s.topology == "local":
         urls = [f"http://127.0.0.1:{p}" for p in LOCAL_PORTS]
@@ -178,7 +185,8 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
     rel = [str(p.relative_to(ctx.run_dir)) for p in (ops_file, cycles_file)]
     ops: list[dict[str, Any]] = []
     cycles: list[checker.CycleCheck] = []
-    extra: dict[str, Any] = {"nodes": {n.name: {"host": n.host, "url": n.url, "argv": n.spec.argv(),
+    extra: dict[str, Any] = {"catchup_interval_secs": cluster.leader.spec.catchup_interval_secs,
+                             "nodes": {n.name: {"host": n.host, "url": n.url, "argv": n.spec.argv(),
                                                 "env": n.spec.env} for n in cluster.nodes}}
     aborted: str | None = None
     timed_out = False
@@ -242,7 +250,12 @@ def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
 
 
 def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
-    """Stop every node by its PID file (a paused one is continued first by stop_serve); never raises."""
+    """Lift any partition and stop every node by its PID file (a paused one is continued first by
+    stop_serve); never raises, so it can run on every exit path (an exception, SIGTERM turned into one)."""
+    from shipgate import nemesis
+
+    with contextlib.suppress(Exception):
+        nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
     for node in cluster.nodes:
         with contextlib.suppress(ServiceError, HostError):
             service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
@@ -400,6 +413,13 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
             out.applied = ev.took_effect
             if not out.applied:
                 out.problem = f"SIGKILL of {node.name} (pid {node.pid}) did not take effect: {ev.error}"
+                return out
+            # Crash recovery starts at once, on the same database, while the burst goes on.
+            try:
+                _restart(ctx, cluster, node)
+            except (ServiceError, HostError) as exc:
+                out.problem = f"{node.name} did not restart after the kill: {exc}"
+                out.applied = False
         return out
     if fault == "partition_minority":
         node = cluster.leader
@@ -486,7 +506,7 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
     if fault == "kill_primary_mid_write":
         node = cluster.leader
         if service.serve_pid(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME) is None:
-            _restart(ctx, cluster, node)
+            _restart(ctx, cluster, node)  # the restart during the burst did not happen or did not last
         _wait_healthy(ctx, cluster, [node])
         outcome.healed_at = time.time()
         outcome.events.append({"process": "nemesis", "op": "restart", "type": "info", "time": outcome.healed_at,

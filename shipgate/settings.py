@@ -60,7 +60,11 @@ class Phase4Settings(_Strict):
     max_lost: int = Field(0, ge=0)
     topology: Literal["hosts", "local"] = "hosts"
     quorum_timeout_ms: int = 2000
-    catchup_interval_secs: float = 1.0
+    catchup_interval_secs: float = Field(1.0, ge=0, description="serve's catch-up interval where repair is needed")
+    fanout_faults: list[str] = Field(
+        default_factory=lambda: ["partition_minority", "drop_random_acks"],
+        description="classes run with catch-up off (interval 0), so convergence measures the fan-out itself, "
+                    "as in phase 2's burst: a background repair would hide a cancelled fan-out")
     convergence_deadline_s: float = 30.0
     burst_s: float = Field(1.2, gt=0, description="paced length of a cycle's burst (rate = writes / burst_s)")
     concurrency: int = Field(4, ge=1, description="concurrent writers of a burst (reduced to divide writes)")
@@ -76,6 +80,14 @@ class Phase4Settings(_Strict):
             raise ValueError(f"unknown fault class {', '.join(bad)} (known: {', '.join(FAULT_CLASSES)})")
         if not v:
             raise ValueError("no fault class selected")
+        return v
+
+    @field_validator("fanout_faults")
+    @classmethod
+    def _known_fanout(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in FAULT_CLASSES]
+        if bad:
+            raise ValueError(f"unknown fault class {', '.join(bad)} in fanout_faults (known: {', '.join(FAULT_CLASSES)})")
         return v
 
 

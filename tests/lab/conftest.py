@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,16 @@ from shipgate.inventory import Inventory
 from shipgate.lab import layout as L
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, iptables, sshd)")
+
+
+def unique_name(tag: str) -> str:
+    """`tag` (up to 4 chars) + this process's PID in base 36: two test runs on one machine (say, a clone's
+    CI run next to a developer's) never build, or tear down, the same lab."""
+    digits, n, suffix = "0123456789abcdefghijklmnopqrstuvwxyz", os.getpid() % 36**4, ""
+    while True:
+        suffix, n = digits[n % 36] + suffix, n // 36
+        if not n:
+            return tag + suffix
 
 
 def build_lab(name: str) -> Iterator[Inventory]:
@@ -51,11 +60,6 @@ def tcp_probe(address: str, port: int, timeout: float = 2) -> str:
     """Shell command printing `open` when a TCP connection to address:port succeeds, else `closed:<rc>`."""
     inner = shlex.quote(f"</dev/tcp/{address}/{port}")
     return f"timeout {timeout:g} bash -c {inner} 2>/dev/null && echo open || echo closed:$?"
-
-
-def venv_python() -> str:
-    """The project's Python, which the lab hosts can run (they share this machine's filesystem)."""
-    return sys.executable
 
 
 def remains(name: str) -> list[str]:

@@ -13,10 +13,10 @@ import pytest
 from shipgate import nemesis
 from shipgate.hosts import HostAccess
 from shipgate.inventory import Inventory
-from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe
+from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]
-NAME = "t4nem"
+NAME = unique_name("nem")
 # A process that reports its own wall clock every 0.1 s (Event.wait: libfaketime breaks time.sleep).
 CLOCK_REPORTER = ("python3 -u -c " + shlex.quote(
     "import threading, time\n"

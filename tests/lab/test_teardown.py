@@ -15,10 +15,11 @@ from shipgate import lab, nemesis
 from shipgate.hosts import HostAccess
 from shipgate.lab import layout as L
 from shipgate.lab.system import LabError, preflight
-from tests.lab.conftest import needs_root, poll, remains
+from tests.lab.conftest import needs_root, poll, remains, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]
 ROOT = Path(__file__).resolve().parents[2]
+ONE, TWO = unique_name("one"), unique_name("two")
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def cleanup():
 
 
 def test_down_removes_everything_and_is_idempotent(cleanup):
-    name = "t4down"
+    name = unique_name("down")
     cleanup(name)
     inv = lab.up(name)
     with HostAccess(inv) as access:
@@ -58,7 +59,7 @@ def test_down_removes_everything_and_is_idempotent(cleanup):
 
 @pytest.mark.parametrize("moment", ["namespaces", "sshd", "postgres"])
 def test_down_after_the_harness_was_sigkilled_mid_up(cleanup, moment: str):
-    name = f"t4k{moment[:3]}"
+    name = unique_name(f"k{moment[:2]}")
     cleanup(name)
     lab.down(name)
     layout = L.LabLayout(name)
@@ -88,22 +89,22 @@ def test_down_after_the_harness_was_sigkilled_mid_up(cleanup, moment: str):
 
 
 def test_two_labs_coexist_and_down_removes_only_its_own(cleanup):
-    cleanup("t4one")
-    cleanup("t4two")
-    one = lab.up("t4one")
-    two = lab.up("t4two")
+    cleanup(ONE)
+    cleanup(TWO)
+    one = lab.up(ONE)
+    two = lab.up(TWO)
     assert one.vpc_cidr != two.vpc_cidr
     assert one.hosts["node-a"].public_address != two.hosts["node-a"].public_address
-    assert lab.down("t4one").clean
-    assert remains("t4one") == []
-    st = lab.status("t4two")
+    assert lab.down(ONE).clean
+    assert remains(ONE) == []
+    st = lab.status(TWO)
     assert st.healthy, st.model_dump()
-    assert lab.down("t4two").clean
-    assert remains("t4two") == []
+    assert lab.down(TWO).clean
+    assert remains(TWO) == []
 
 
 def test_up_refuses_without_root_naming_the_fix():
-    code = "from shipgate.lab import up; up('t4nr')"
+    code = f"from shipgate.lab import up; up({unique_name('nr')!r})"
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
                           cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HOME": "/tmp"})

@@ -9,6 +9,7 @@ import os
 import shlex
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from shipgate import lab
 from shipgate.hosts import HostAccess, HostError
 from shipgate.inventory import HOST_NAMES, Host, Inventory, SshSettings
 from shipgate.lab import LabLayout
-from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe, venv_python
+from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]
-NAME = "t4topo"
+NAME = unique_name("topo")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_postgres_accepts_pgvector_from_node_a_only_over_the_vpc(inv: Inventory,
         "    c.execute(\"INSERT INTO t4 (v) VALUES ('[1,2,3]')\")\n"
         "    print(c.execute(\"SELECT v <-> '[1,2,4]' FROM t4 ORDER BY id LIMIT 1\").fetchone()[0])\n"
     )
-    res = access.run("node-a", f"{venv_python()} -c {shlex.quote(probe)}",
+    res = access.run("node-a", f"{sys.executable} -c {shlex.quote(probe)}",
                      stdin=inv.postgres.dsn().get_secret_value(), timeout=60)
     assert res.ok, res.describe()
     assert float(res.stdout.strip()) == pytest.approx(1.0)

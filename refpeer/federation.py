@@ -37,6 +37,7 @@ CONNECT_TIMEOUT_S = 2.0
 HANG_CAP_S = 120.0
 CATCHUP_FIRST_TICK_S = 5.0
 CATCHUP_MAX_PAGES = 20
+CATCHUP_OVERLAP_S = 5.0
 
 
 def normalize_peer(url: str) -> str:
@@ -439,22 +440,34 @@ class Federation:
             delay = self.catchup_interval_s
 
     def catchup_peer(self, peer: Peer) -> int:
-        """Pull rows newer than this peer's cursor, apply them with insert_if_newer; returns rows applied."""
+        """Pull rows newer than this peer's cursor, apply them with insert_if_newer; returns rows applied.
+
+        Each tick re-reads CATCHUP_OVERLAP_S before the stored cursor: a row can become visible on the peer
+        after a row with a later updated_at (timestamps are taken before the commit; pushes arrive out of
+        order), and an exact cursor would skip it forever. Re-applied rows are no-ops.
+        """
+        stored = None if defects.enabled("skew_cursor") else self.store.sync_cursor(self.local_id, peer.id)
         if defects.enabled("skew_cursor"):
-            cursor: str | None = ts_in(-self.catchup_interval_s)
+            since: str | None = ts_in(-self.catchup_interval_s)
+        elif stored:
+            try:
+                since = ts_in(-CATCHUP_OVERLAP_S, stored)
+            except ValueError:
+                since = stored
         else:
-            cursor = self.store.sync_cursor(self.local_id, peer.id)
+            since = None
         applied = 0
+        newest_seen = stored
         for _ in range(CATCHUP_MAX_PAGES):
             path = f"/api/v1/sync/since?peer={quote(self.local_id, safe='')}"
-            if cursor:
-                path += f"&since={quote(cursor, safe='')}"
+            if since:
+                path += f"&since={quote(since, safe='')}"
             status, data = peer.request("GET", path)
             if status != 200:
                 raise OSError(f"GET {peer.url}{path} -> {status}")
             page = json.loads(data)
             rows = page.get("memories") or []
-            newest = cursor
+            newest_in_page: str | None = None
             with self.store.transaction():
                 for raw in rows:
                     try:
@@ -463,14 +476,16 @@ class Federation:
                         continue
                     if self.store.insert_if_newer(mem) in ("inserted", "updated"):
                         applied += 1
-                    if newest is None or mem["updated_at"] > newest:
-                        newest = mem["updated_at"]
-                if newest and newest != cursor and not defects.enabled("skew_cursor"):
-                    self.store.set_sync_cursor(self.local_id, peer.id, newest)
+                    if newest_in_page is None or mem["updated_at"] > newest_in_page:
+                        newest_in_page = mem["updated_at"]
+                if newest_in_page and (newest_seen is None or newest_in_page > newest_seen):
+                    newest_seen = newest_in_page
+                    if not defects.enabled("skew_cursor"):
+                        self.store.set_sync_cursor(self.local_id, peer.id, newest_seen)
             limit = int(page.get("limit") or 500)
-            if len(rows) < limit or newest == cursor:
+            if len(rows) < limit or newest_in_page is None or newest_in_page == since:
                 break
-            cursor = newest
+            since = newest_in_page
         self._count("catchup_applied", applied)
         return applied
 

@@ -201,3 +201,24 @@ def test_cli_store_next_to_a_running_serve_shares_the_db_without_fanning_out(nod
         assert http.result() == [201] * 60
     assert cli == [0] * 8
     assert node.titles("mix") == {f"h{i}" for i in range(60)} | {f"c{i}" for i in range(8)}
+
+
+def test_catch_up_picks_up_a_row_that_appears_behind_the_cursor(tmp_path: Path, procs: list[PeerProc]) -> None:
+    """A row can reach a peer after a row with a later updated_at; the overlap window still pulls it."""
+    from refpeer.memory import new_memory, ts_in
+
+    a_port, b_port = free_ports(2)
+    b = PeerProc(b_port, tmp_path / "b.db", tmp_path / "b.log")
+    a = PeerProc(a_port, tmp_path / "a.db", tmp_path / "a.log",
+                 ["--quorum-writes", "1", "--quorum-peers", b.url, "--catchup-interval-secs", "0.3"])
+    procs.extend([a, b])
+    b.start()
+    a.start()
+    first = new_memory("first", "c", namespace="late")
+    late = new_memory("late", "c", namespace="late")
+    late["updated_at"] = late["created_at"] = ts_in(-2, first["updated_at"])
+    push = f"{b.url}/api/v1/sync/push"
+    assert http_json(push, "POST", {"sender_agent_id": "host:t", "memories": [first]})[0] == 200
+    assert wait_until(lambda: "first" in a.titles("late"), 15)
+    assert http_json(push, "POST", {"sender_agent_id": "host:t", "memories": [late]})[0] == 200
+    assert wait_until(lambda: "late" in a.titles("late"), 15)

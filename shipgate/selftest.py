@@ -277,8 +277,9 @@ def judge_row(row: RowPlan, summary: CampaignSummary, run_dir: str, duration_s: 
             if not cell.owner and cell.outcome == "error":
                 warnings.append(f"{row.defect}: phase {cell.phase} (not its owner) is error: "
                                 f"{'; '.join(_describe(c) for c in cell.checks[:2])}")
+    label = row.defect or f"clean run {row.run}"
     for reason in extra:
-        problems.append(f"{row.name}: the campaign itself reported: {reason}")
+        problems.append(f"{label}: the campaign itself reported: {reason}")
     return SelftestRow(
         name=row.name, defect=row.defect, breaks=DEFECTS[row.defect].breaks if row.defect else None,
         owner_phase=row.owner, expected_checks=list(plan.checks) if plan else [], right_reason=right,
@@ -428,11 +429,11 @@ def _interrupted(summary: CampaignSummary) -> bool:
     return any(r.startswith("interrupted by") for r in summary.reasons)
 
 
-def _row_line(row: SelftestRow) -> str:
+def _row_line(row: SelftestRow, label: str) -> str:
     cells = ", ".join(f"phase {c.phase} {c.outcome}" for c in row.cells)
     first = next((c for c in row.cells if c.checks and (c.owner or row.defect is None)), None)
     why = f" -- {_describe(first.checks[0], 100)}" if first else ""
-    return f"{row.name}: {cells} ({row.verdict}, {row.duration_s:.0f}s){'' if row.ok else ' PROBLEM'}{why}"
+    return f"{label}: {cells} ({row.verdict}, {row.duration_s:.0f}s){'' if row.ok else ' PROBLEM'}{why}"
 
 
 def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None = None) -> SelftestReport:
@@ -489,7 +490,7 @@ def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None =
             done.append(judged)
             if report.target is None and summary.target is not None:
                 report = report.model_copy(update={"target": TargetRef.model_validate(summary.target.dump())})
-            say(f"[{i}/{len(rows)}] {_row_line(judged)}")
+            say(f"[{i}/{len(rows)}] {_row_line(judged, label)}")
             report = report.model_copy(update={"rows": list(done)})
             write_outputs(folder, finish_report(report, rows[:i]))
             if _interrupted(summary):

@@ -147,7 +147,9 @@ class Bench:
 
 
 BENCHES: tuple[Bench, ...] = (
-    Bench("lab_updown", "lab up / down wall time", "lab_updown.py", ("--runs", "3"), ("--runs", "1"), 600),
+    Bench("lab_up_down", "lab up / down wall time", "lab_up_down.py", ("--rounds", "5"), ("--rounds", "1"), 600),
+    Bench("lab_ssh", "SSH command latency on the lab (HostAccess)", "lab_ssh.py", ("--commands", "100"),
+          ("--commands", "20"), 600),
     Bench("gate_phases", "gate wall-clock per phase (phases 1-3 campaign on the lab, clean reference peer)",
           "gate_phases.py", ("--phases", "1,2,3"), ("--phases", "1,2,3"), 1200),
     Bench("chaos_cycles", "phase 4 cycles per minute per fault class (lab)", "chaos_cycles.py",
@@ -241,8 +243,13 @@ def headline(results: BenchResults) -> list[str]:
     if f := by.get("burst_agent"):
         out.append(f"burst agent max writes/s: trivial server {f.get('max_writes_per_s_trivial')}, "
                    f"reference peer {f.get('max_writes_per_s_refpeer')} (headroom x{f.get('headroom_ratio')})")
-    if f := by.get("lab_updown"):
-        out.append(f"lab up {f.get('up_median_s')} s, down {f.get('down_median_s')} s (median)")
+    if f := by.get("lab_up_down"):
+        out.append(f"lab up {(f.get('up_s') or {}).get('median')} s, down {(f.get('down_s') or {}).get('median')} s "
+                   "(median)")
+    if f := by.get("lab_ssh"):
+        out.append(f"SSH per command {f.get('per_command_ms_nodelay')} ms (TCP_NODELAY; "
+                   f"{f.get('per_command_ms_nagle')} ms without), fresh connect + command "
+                   f"{f.get('connect_plus_command_ms_median')} ms")
     if f := by.get("refpeer_cluster"):
         out.append(f"refpeer 3-node W=2 cluster: {f.get('acked_writes_per_s')} acked writes/s, "
                    f"latency {f.get('latency_ms')}")

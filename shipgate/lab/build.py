@@ -164,8 +164,9 @@ def _network(layout: L.LabLayout) -> None:
         lines.append(f"link add {h.veth_private} type veth peer name {L.VPC_IF} netns {h.netns}")
     run(["ip", "-b", "-"], input="\n".join(lines) + "\n", timeout=30)
     # No IPv6 on the lab's links: nothing may reach a host around its IPv4 firewall (link-local v6).
-    for link in layout.links():
-        Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
+    if Path("/proc/sys/net/ipv6").is_dir():
+        for link in layout.links():
+            Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
     lines = [f"addr add {layout.operator_address}/{layout.public_prefix} dev {layout.bridge_public}"]
     for h in layout.hosts():
         lines += [f"link set {h.veth_public} master {layout.bridge_public} up",
@@ -224,8 +225,10 @@ def _host_network(layout: L.LabLayout, role: str) -> None:
     vpc_prefix = ipaddress.ip_network(layout.vpc_cidr).prefixlen
     script = "\n".join([
         "set -e",
-        "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
-        "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+        "if [ -d /proc/sys/net/ipv6 ]; then",
+        "  echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
+        "  echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+        "fi",
         "echo 0 > /proc/sys/net/ipv4/ip_forward",
         "ip -b - <<'EOF'",
         "link set lo up",

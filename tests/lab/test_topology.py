@@ -138,11 +138,12 @@ def test_postgres_accepts_pgvector_from_node_a_only_over_the_vpc(inv: Inventory,
 
 def test_guard_nothing_routes_beyond_the_lab(inv: Inventory, access: HostAccess):
     script = ("ip -j -4 route show table main; echo ---; cat /proc/sys/net/ipv4/ip_forward; echo ---; "
-              "iptables -w 5 -t nat -S; echo ---; iptables -w 5 -S FORWARD; echo ---; ip -j link show")
+              "iptables -w 5 -t nat -S; echo ---; iptables -w 5 -S FORWARD; echo ---; ip -j link show; echo ---; "
+              "ip -6 -o addr")
     results = access.run_many([*HOST_NAMES], script)
     for name, res in results.items():
         assert res.ok, res.describe()
-        routes, forward, nat, fwd_rules, links = (part.strip() for part in res.stdout.split("---"))
+        routes, forward, nat, fwd_rules, links, v6 = (part.strip() for part in res.stdout.split("---"))
         public = str(ipaddress.ip_network(f"{inv.hosts[name].public_address}/24", strict=False))
         assert {r["dst"] for r in json.loads(routes)} == {inv.vpc_cidr, public}, f"{name}: {routes}"
         assert all("gateway" not in r for r in json.loads(routes)), f"{name}: a route via a gateway"
@@ -150,6 +151,7 @@ def test_guard_nothing_routes_beyond_the_lab(inv: Inventory, access: HostAccess)
         assert [ln for ln in nat.splitlines() if not ln.startswith("-P ")] == [], f"{name}: NAT rules"
         assert fwd_rules.splitlines() == ["-P FORWARD DROP"], f"{name}: forwarding allowed"
         assert {link["ifname"] for link in json.loads(links)} == {"lo", "pub0", "vpc0"}, name
+        assert v6 == "", f"{name}: IPv6 addresses would bypass the IPv4 firewall: {v6}"
     # Root namespace: the VPC bridge has no address, and the bridges hold only this lab's veths.
     layout = lab.LabLayout(NAME)
     out = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", layout.bridge_private],

@@ -40,6 +40,15 @@ def netns_inodes(name: str) -> set[int]:
     return out
 
 
+def _named_netns() -> dict[int, str]:
+    out: dict[int, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for ns in os.listdir("/run/netns"):
+            with contextlib.suppress(OSError):
+                out[os.stat(f"/run/netns/{ns}").st_ino] = ns
+    return out
+
+
 def _proc_mentions(pid: str, marker: bytes) -> bool:
     for part in ("cmdline", "environ"):
         with contextlib.suppress(OSError):
@@ -56,6 +65,9 @@ def lab_processes(name: str, inodes: set[int] = frozenset()) -> list[str]:  # ty
     network namespaces (by inode)."""
     marker = (str(base_dir() / name) + "/").encode()
     me = str(os.getpid())
+    # A freed namespace's inode is soon reused, e.g. by another lab built right after: such an inode, now
+    # bound to another name in /run/netns, is not ours.
+    inodes = set(inodes) - {ino for ino, ns in _named_netns().items() if not ns.startswith(f"{name}-")}
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or entry.name == me:

@@ -157,41 +157,45 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
             durations[name] = round(time.monotonic() - t, 3)
 
     progress(f"campaign {campaign_id}: phases {','.join(map(str, settings.phases))} on {opts.provider}")
-    try:
-        with _signals_raise():
-            with step("provision"):
-                inventory, built_lab = _provide(opts, campaign_id, progress)
-            target = TargetRef(kind=inventory.target.kind, version=inventory.target.version,
-                               git_ref=inventory.target.git_ref or opts.git_ref)
-            write_text(run_dir / "inventory.json", InventoryRecord.from_inventory(inventory).to_json())
-            from shipgate.hosts import HostAccess
+    # Outermost: once the phases stop (or are interrupted), a second Ctrl-C or a SIGTERM is noted, not
+    # obeyed, until teardown and the summary are done; no gap where the default handler could kill the gate.
+    with _signals_deferred() as ignored:
+        try:
+            with _signals_raise():
+                with step("provision"):
+                    inventory, built_lab = _provide(opts, campaign_id, progress)
+                target = TargetRef(kind=inventory.target.kind, version=inventory.target.version,
+                                   git_ref=inventory.target.git_ref or opts.git_ref)
+                write_text(run_dir / "inventory.json", InventoryRecord.from_inventory(inventory).to_json())
+                from shipgate.hosts import HostAccess
 
-            access = HostAccess(inventory)
-            with step("install"):
-                inventory, target = _install(opts, inventory, access, progress, target)
-            _run_phases(opts, inventory, access, run_dir, durations, progress)
-            with step("validate"):
-                from shipgate.validate import validate_run
+                access = HostAccess(inventory)
+                with step("install"):
+                    inventory, target = _install(opts, inventory, access, progress, target)
+                _run_phases(opts, inventory, access, run_dir, durations, progress)
+                with step("validate"):
+                    from shipgate.validate import validate_run
 
-                problems = validate_run(run_dir)
-                if problems:
-                    reasons += [f"invalid artifact: {p}" for p in problems]
-                    progress(f"validation: {len(problems)} problem(s)")
-    except Interrupted as exc:
-        reasons.append(f"interrupted by {exc}: the campaign did not finish")
-        progress(f"interrupted by {exc}; tearing down")
-    except KeyboardInterrupt:
-        reasons.append("interrupted by SIGINT: the campaign did not finish")
-        progress("interrupted; tearing down")
-    except Exception as exc:
-        reasons.append(f"the gate failed: {type(exc).__name__}: {exc}")
-        progress(f"gate error: {type(exc).__name__}: {exc}; tearing down")
-    finally:
-        with _signals_deferred() as ignored, step("teardown"):
-            _teardown(opts, access, built_lab, progress)
-            if ignored:
-                progress(f"signals during teardown ignored until it finished: {', '.join(ignored)}")
-    return _summarise(opts, campaign_id, run_dir, started_at, t0, durations, reasons, target, progress)
+                    problems = validate_run(run_dir)
+                    if problems:
+                        reasons += [f"invalid artifact: {p}" for p in problems]
+                        progress(f"validation: {len(problems)} problem(s)")
+        except Interrupted as exc:
+            reasons.append(f"interrupted by {exc}: the campaign did not finish")
+            progress(f"interrupted by {exc}; tearing down")
+        except KeyboardInterrupt:
+            reasons.append("interrupted by SIGINT: the campaign did not finish")
+            progress("interrupted; tearing down")
+        except Exception as exc:
+            reasons.append(f"the gate failed: {type(exc).__name__}: {exc}")
+            progress(f"gate error: {type(exc).__name__}: {exc}; tearing down")
+        finally:
+            with step("teardown"):
+                _teardown(opts, access, built_lab, progress)
+        summary = _summarise(opts, campaign_id, run_dir, started_at, t0, durations, reasons, target, progress)
+        if ignored:
+            progress(f"signals during teardown and the summary ignored until they finished: {', '.join(ignored)}")
+    return summary
 
 
 def _provide(opts: CampaignOptions, campaign_id: str, progress: Callable[[str], None]) -> tuple[Inventory, bool]:

@@ -128,6 +128,28 @@ def test_interrupted_mid_phase(clean_lab_name: Callable[[str], str], start_gate,
     assert lab_leftovers(name, inodes) == []
 
 
+def test_second_signals_during_teardown_are_noted_not_obeyed(clean_lab_name: Callable[[str], str], start_gate,
+                                                            tmp_path: Path) -> None:
+    """The impatient operator: Ctrl-C mid-burst, then Ctrl-C again and a SIGTERM as soon as the gate says it
+    is tearing down. The teardown and the summary still finish (exit 2, error summary) and nothing is left."""
+    name = clean_lab_name("xtwice")
+    config = tmp_path / "gate.toml"
+    config.write_text(PHASE2_SMALL)
+    gate = start_gate("--phases", "2", "--lab-name", name, "--runs-dir", str(tmp_path), "--campaign-id", "exit-twice",
+                      "--config", str(config))
+    inodes = _inodes_when_up(gate, name, r"phase 2: burst")
+    gate.signal_group(signal.SIGINT)
+    gate.wait_line(r"interrupted by SIGINT; tearing down", timeout=120)
+    gate.signal_group(signal.SIGINT)
+    gate.proc.send_signal(signal.SIGTERM)
+    assert gate.finish(timeout=180) == 2, gate.output[-3000:]
+    summary = _summary(tmp_path, "exit-twice")
+    assert summary.verdict == "error" and any("interrupted by SIGINT" in r for r in summary.reasons)
+    line = gate.wait_line(r"ignored until they finished", timeout=1)
+    assert "SIGINT" in line and "SIGTERM" in line, line
+    assert lab_leftovers(name, inodes) == []
+
+
 def test_sigkill_then_lab_down(clean_lab_name: Callable[[str], str], start_gate, tmp_path: Path) -> None:
     """SIGKILL leaves no chance to clean up: the lab (with serve processes mid-burst) survives the harness,
     writes no summary (never a false green), and `invoke lab.down --name` removes all of it."""

@@ -98,7 +98,6 @@ class HostAccess:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self._config = Config(ssh_config=paramiko.SSHConfig())
         self._conns: dict[str, Connection] = {}
         self._homes: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -142,7 +141,9 @@ class HostAccess:
                 host=entry.public_address,
                 user=entry.ssh_user,
                 port=entry.ssh_port,
-                config=self._config,
+                # A Config per connection: Fabric mutates it while connecting, and a shared one raced
+                # between run_many threads ("No attribute or config key found for 'gateway'").
+                config=Config(ssh_config=paramiko.SSHConfig()),
                 connect_kwargs={
                     "sock": sock,
                     "timeout": timeout,

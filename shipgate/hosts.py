@@ -31,6 +31,8 @@ from shipgate.inventory import Inventory
 # Extra seconds the client waits beyond a command's timeout for the host-side kill to be reported.
 _KILL_GRACE_S = 2.0
 _CLIENT_GRACE_S = 5.0
+# Output kept per stream: a command that floods stdout must not exhaust the gate's memory.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _ENV_NAME_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -211,10 +213,14 @@ class HostAccess:
         out, err = bytearray(), bytearray()
         deadline = started + limit + _KILL_GRACE_S + _CLIENT_GRACE_S
         while True:
-            while chan.recv_ready():
+            while chan.recv_ready() and len(out) <= MAX_OUTPUT_BYTES:
                 out += chan.recv(65536)
-            while chan.recv_stderr_ready():
+            while chan.recv_stderr_ready() and len(err) <= MAX_OUTPUT_BYTES:
                 err += chan.recv_stderr(65536)
+            if len(out) > MAX_OUTPUT_BYTES or len(err) > MAX_OUTPUT_BYTES:
+                stream = "stdout" if len(out) > MAX_OUTPUT_BYTES else "stderr"
+                return result(None, bytes(out[:MAX_OUTPUT_BYTES]), bytes(err[:MAX_OUTPUT_BYTES]),
+                              f"more than {MAX_OUTPUT_BYTES >> 20} MiB on {stream}; the command was cut off")
             if chan.exit_status_ready() and chan.eof_received:
                 break
             if chan.closed:

@@ -30,6 +30,7 @@ MODES: dict[str, str] = {
                        "types; the snapshot's file name has spaces",
     "cli_garbage": "--version and every --json command (and mcp) print binary garbage on stdout",
     "cli_hang": "`recall` never returns and ignores SIGTERM",
+    "cli_flood": "`stats` prints garbage on stdout as fast as it can, forever",
     "http_500": "every /api/v1/memories request gets a 500 with an HTML body",
     "http_wrong_types": "writes get 201 with an id, the list returns rows whose id/title are lists and objects",
     "http_huge": "every /api/v1/memories answer is a 10 MB body that is not JSON",
@@ -135,6 +136,15 @@ def _hang() -> int:
         signal.signal(sig, signal.SIG_IGN)
     while True:
         time.sleep(3600)
+
+
+def _flood() -> int:
+    chunk = GARBAGE * 400
+    try:
+        while True:
+            sys.stdout.buffer.write(chunk)
+    except OSError:
+        return 1
 
 
 def _leak(argv: list[str]) -> int:
@@ -271,6 +281,8 @@ def main(argv: list[str] | None = None, mode_file: str | None = None) -> int:
             return _odd_backup(argv)
     if mode == "cli_hang" and cmd == "recall":
         return _hang()
+    if mode == "cli_flood" and cmd == "stats":
+        return _flood()
     if mode.startswith("http_") and cmd == "serve":
         return _serve(argv, mode)
     from refpeer.cli import main as refpeer_main

@@ -140,6 +140,15 @@ def test_cli_binary_garbage_on_stdout(hostile_lab: HostileLab, start_gate, tmp_p
     assert "\x00" not in junit and "\x1b" not in junit
 
 
+def test_cli_that_floods_stdout(hostile_lab: HostileLab, start_gate, tmp_path: Path) -> None:
+    """`stats` prints garbage forever: the gate stops reading at its cap (its memory stays bounded), cuts the
+    command off and says so; the artifacts carry none of the flood."""
+    out = run_hostile(hostile_lab, start_gate, tmp_path, "cli_flood", "1")
+    status, text = out.checks()["stats.total"]
+    assert status == "error" and "more than 64 MiB on stdout; the command was cut off" in text, text
+    assert all(p.stat().st_size < 1024 * 1024 for p in out.run_dir.glob("phase1-*.json"))
+
+
 def test_cli_that_hangs_and_ignores_sigterm(hostile_lab: HostileLab, start_gate, tmp_path: Path) -> None:
     """`recall` never returns: the command is killed at its 60 s budget and named; the rest of phase 1 runs."""
     out = run_hostile(hostile_lab, start_gate, tmp_path, "cli_hang", "1", hang_guard_s=400)

@@ -109,6 +109,11 @@ class ClassAborted(RuntimeError):
     """The class cannot go on (cluster down, a node would not restart): an `error`, named."""
 
 
+class RecoveryFailed(ClassAborted):
+    """The leader did not come back after a SIGKILL on its own database: the product's crash recovery
+    broke (upstream's "node-0 failed to start" after a dirty WAL), a `fail`, not a gate error."""
+
+
 def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
     """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape."""
     db = f"{WORKDIR}/phase4-{fault}.db"
@@ -179,7 +184,13 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
     s = ctx.settings.phase4
     budget = _budget(s)
     t0 = time.monotonic()
-    cluster = _topology(ctx, fault, s)
+    try:
+        cluster = _topology(ctx, fault, s)
+    except ValueError as exc:  # NemesisError: a bad skew offset, or no libfaketime on the operator
+        verdict = checker.summarise_class(fault, [], cycles_requested=s.cycles, min_bound=s.min_bound,
+                                          max_lost=s.max_lost)
+        verdict.checks.insert(0, Check.error(f"{fault}.cluster", "a cluster for the class", str(exc)))
+        return verdict, {"error": str(exc)}
     ops_file = ctx.history_dir / f"phase4-{fault}.jsonl"
     cycles_file = ctx.history_dir / f"phase4-{fault}-cycles.jsonl"
     rel = [str(p.relative_to(ctx.run_dir)) for p in (ops_file, cycles_file)]
@@ -189,6 +200,7 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
                              "nodes": {n.name: {"host": n.host, "url": n.url, "argv": n.spec.argv(),
                                                 "env": n.spec.env} for n in cluster.nodes}}
     aborted: str | None = None
+    recovery: str | None = None
     timed_out = False
     try:
         ctx.progress(f"phase 4: {fault}: starting the cluster ({cluster.topology})")
@@ -207,6 +219,9 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
             ctx.progress(f"phase 4: {fault} cycle {n}/{s.cycles}: ok {r.ok}/{r.writes}, {r.status}"
                          f"{' (' + cyc.problems[0] + ')' if cyc.problems and r.status != 'pass' else ''}"
                          f", {time.monotonic() - t0:.0f}s")
+    except RecoveryFailed as exc:
+        recovery = aborted = str(exc)
+        ctx.progress(f"phase 4: {fault}: crash recovery failed: {aborted}")
     except (ClassAborted, ServiceError, HostError) as exc:
         aborted = str(exc)
         ctx.progress(f"phase 4: {fault}: aborted: {aborted}")
@@ -220,7 +235,12 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
     verdict = checker.summarise_class(fault, cycles, cycles_requested=s.cycles, min_bound=s.min_bound,
                                       max_lost=s.max_lost, timed_out=timed_out, time_budget_s=budget,
                                       history=rel)
-    if aborted:
+    if recovery:
+        verdict.checks.insert(0, Check(id=f"{fault}.crash_recovery", expected="node-a healthy again after SIGKILL",
+                                       observed=recovery, status="fail",
+                                       detail="serve did not come back on its own database after a SIGKILL"))
+        verdict.result.status = "fail"
+    elif aborted:
         verdict.checks.insert(0, Check.error(f"{fault}.cluster", "the cluster runs through every cycle",
                                              aborted))
         verdict.result.status = "fail" if verdict.result.status == "fail" else "error"
@@ -507,7 +527,10 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
         node = cluster.leader
         if service.serve_pid(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME) is None:
             _restart(ctx, cluster, node)  # the restart during the burst did not happen or did not last
-        _wait_healthy(ctx, cluster, [node])
+        try:
+            _wait_healthy(ctx, cluster, [node])
+        except ClassAborted as exc:
+            raise RecoveryFailed(str(exc)) from exc
         outcome.healed_at = time.time()
         outcome.events.append({"process": "nemesis", "op": "restart", "type": "info", "time": outcome.healed_at,
                                "value": {"node": node.name, "pid": node.pid}})

@@ -36,9 +36,15 @@ ROWS_DIGEST = (
 
 
 def run(ctx: PhaseContext) -> list[Any]:
-    """One report per peer (phase1-node-a.json ...)."""
-    with ThreadPoolExecutor(len(PEER_NAMES)) as pool:
+    """One report per peer (phase1-node-a.json ...).
+
+    An interruption (Ctrl-C, SIGTERM) does not wait for the nodes' current commands, which may hang until
+    their own timeouts: CI runners send SIGKILL seconds after SIGINT, and the teardown must come first."""
+    pool = ThreadPoolExecutor(len(PEER_NAMES))
+    try:
         return list(pool.map(lambda h: run_node(ctx, h), PEER_NAMES))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_node(ctx: PhaseContext, host: str) -> Any:

@@ -366,7 +366,8 @@ def markdown(report: SelftestReport) -> str:
     status = "MET" if report.requirements_met else ("INTERRUPTED" if report.interrupted else "NOT MET")
     out = [f"# Gate self-test `{report.selftest_id}` ({report.shape} shape)", "",
            f"Requirements: **{status}** (exit {report.exit_code}). Clean peer: "
-           + (f"{fr.runs - fr.red} of {fr.runs} run(s) green, false reds {fr.red} of {fr.runs}." if fr.runs
+           + (f"{fr.runs - fr.red} of {fr.runs} run(s) green, false reds {fr.red} of {fr.runs} ({fr.fail} fail, "
+               f"{fr.error} error)." if fr.runs
               else "not run.")
            + f" Defects: {caught} of {len(defect_rows)} red (fail) "
            f"in their owning phase. Target: {(report.target.version if report.target else None) or 'unknown'}; "
@@ -509,7 +510,7 @@ def print_result(report: SelftestReport, folder: Path, stream: Any = None) -> No
     out = stream or sys.stdout
     print(matrix_table(report), file=out)
     fr = report.false_red
-    print(f"\nfalse reds (clean peer): {fr.red} of {fr.runs}", file=out)
+    print(f"\nfalse reds (clean peer): {fr.red} of {fr.runs} ({fr.fail} fail, {fr.error} error)", file=out)
     for p in report.problems:
         print(f"PROBLEM: {p}", file=out)
     for w in report.warnings:

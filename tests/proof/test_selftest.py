@@ -79,5 +79,5 @@ def test_reduced_selftest_clean_green_and_each_defect_red_in_its_phase(tmp_path:
     assert "Requirements: **MET**" in md
     for name in ("clean", *DEFECTS):
         assert f"| {name} |" in md and f"| {name} |" in res.stdout
-    assert "false reds (clean peer): 0 of 1" in res.stdout
+    assert "false reds (clean peer): 0 of 1 (0 fail, 0 error)" in res.stdout
     assert "[4/4] ack_before_durable: phase 4 caught" in res.stderr, "one progress line per campaign"

@@ -18,7 +18,8 @@ import pytest
 
 from shipgate.models import CampaignSummary
 from shipgate.validate import validate_run
-from tests.proof.conftest import GateProcess, lab_down, lab_leftovers, netns_inodes
+from tests.proof import hostile_target
+from tests.proof.conftest import GateProcess, lab_down, lab_leftovers, lab_processes, netns_inodes
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 PHASE2_SMALL = """
@@ -31,6 +32,19 @@ convergence_deadline_s = 10
 
 def _summary(runs: Path, campaign_id: str) -> CampaignSummary:
     return CampaignSummary.load(runs / campaign_id / "campaign-summary.json")
+
+
+def _poll(probe: Callable[[], list[str]], until: Callable[[list[str]], bool], gate: GateProcess, what: str,
+          timeout: float = 120) -> list[str]:
+    """Re-run `probe` until `until` holds; fails if the gate ends first or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if until(found):
+            return found
+        assert gate.proc.poll() is None, f"the gate ended before {what}:\n{gate.output[-3000:]}"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f}s ({found})"
+        time.sleep(0.1)  # poll interval
 
 
 def _inodes_when_up(gate: GateProcess, name: str, line: str) -> set[int]:
@@ -126,6 +140,31 @@ def test_interrupted_mid_phase(clean_lab_name: Callable[[str], str], start_gate,
     assert f"interrupted by {sig.name}; tearing down" in gate.output
     assert "Traceback" not in gate.output
     assert lab_leftovers(name, inodes) == []
+
+
+def test_ctrl_c_does_not_wait_for_a_hung_command(clean_lab_name: Callable[[str], str], start_gate,
+                                                tmp_path: Path) -> None:
+    """Ctrl-C while phase 1's `recall` hangs on every node (60 s budget): the gate tears down at once instead
+    of waiting for the nodes (a CI runner sends SIGKILL ~10 s after SIGINT). Proven by order, not time: the
+    interruption is reported before any node could finish its checks."""
+    name = clean_lab_name("xhung")
+    mode_file = tmp_path / "mode"
+    hostile_target.set_mode(mode_file, "cli_hang")
+    launcher = hostile_target.write_launcher(tmp_path / "ai-memory-hangs", mode_file)
+    gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(tmp_path), "--campaign-id", "exit-hung",
+                      "--target", str(launcher))
+    inodes = _inodes_when_up(gate, name, r"phase 1: start")
+    _poll(lambda: [p for p in lab_processes(name) if "/bin/ai-memory recall " in p], lambda found: len(found) == 3,
+          gate, "the three nodes' recall hanging")
+    gate.signal_group(signal.SIGINT)
+    assert gate.finish(timeout=180) == 2, gate.output[-3000:]
+    lines = gate.output.splitlines()
+    interrupted = next(i for i, line in enumerate(lines) if "interrupted by SIGINT; tearing down" in line)
+    finished = [i for i, line in enumerate(lines) if "checks pass" in line]
+    assert all(i > interrupted for i in finished), gate.output[-3000:]
+    summary = _summary(tmp_path, "exit-hung")
+    assert summary.verdict == "error" and any("interrupted by SIGINT" in r for r in summary.reasons)
+    assert lab_leftovers(name, inodes) == [], "the hung commands must die with the lab"
 
 
 def test_second_signals_during_teardown_are_noted_not_obeyed(clean_lab_name: Callable[[str], str], start_gate,

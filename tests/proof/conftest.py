@@ -133,7 +133,7 @@ class GateProcess:
         with self._cond:
             return "\n".join(self.lines)
 
-    def wait_line(self, pattern: str, timeout: float = 300) -> str:
+    def wait_line(self, pattern: str, timeout: float = 240) -> str:
         """Block until a progress line matches `pattern` (a regex); fail if the gate ends or the deadline passes."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout

@@ -59,7 +59,7 @@ def test_normal_end(clean_lab_name: Callable[[str], str], start_gate, tmp_path: 
     name = clean_lab_name("xnorm")
     gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(tmp_path), "--campaign-id", "exit-normal")
     inodes = _inodes_when_up(gate, name, r"phase 1: start")
-    assert gate.finish(timeout=300) == 0, gate.output[-3000:]
+    assert gate.finish(timeout=240) == 0, gate.output[-3000:]
     summary = _summary(tmp_path, "exit-normal")
     assert summary.verdict == "pass" and summary.durations_s.get("teardown") is not None
     assert f"removing lab {name!r}" in gate.output
@@ -72,7 +72,7 @@ def test_phase_failure(clean_lab_name: Callable[[str], str], start_gate, tmp_pat
     gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(tmp_path), "--campaign-id", "exit-fail",
                       "--defects", "backup_corrupt")
     inodes = _inodes_when_up(gate, name, r"phase 1: start")
-    assert gate.finish(timeout=300) == 1, gate.output[-3000:]
+    assert gate.finish(timeout=240) == 1, gate.output[-3000:]
     summary = _summary(tmp_path, "exit-fail")
     assert summary.verdict == "fail" and any("backup.sha256_matches_manifest" in r for r in summary.reasons)
     assert validate_run(tmp_path / "exit-fail") == []
@@ -89,7 +89,7 @@ def test_exception_while_provisioning(clean_lab_name: Callable[[str], str], star
     runs = tmp_path / "runs"
     gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(runs), "--campaign-id", "exit-prov",
                       "--target", str(target))
-    assert gate.finish(timeout=300) == 2, gate.output[-3000:]
+    assert gate.finish(timeout=240) == 2, gate.output[-3000:]
     summary = _summary(runs, "exit-prov")
     assert summary.verdict == "error"
     assert any("the gate failed: LabError" in r and "not an executable file" in r for r in summary.reasons)
@@ -109,7 +109,7 @@ def test_exception_inside_a_phase(clean_lab_name: Callable[[str], str], start_ga
     gate.wait_line(r"campaign exit-exc: phases 2")
     (runs / "exit-exc" / "history").write_text("not a directory\n")
     inodes = _inodes_when_up(gate, name, r"phase 2: start")
-    assert gate.finish(timeout=300) == 2, gate.output[-3000:]
+    assert gate.finish(timeout=240) == 2, gate.output[-3000:]
     summary = _summary(runs, "exit-exc")
     assert summary.verdict == "error"
     assert any("phase 2 crashed: FileExistsError" in r for r in summary.reasons), summary.reasons

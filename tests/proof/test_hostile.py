@@ -81,7 +81,7 @@ class Outcome:
 
 
 def run_hostile(lab_: HostileLab, start_gate: Callable[..., GateProcess], tmp_path: Path, mode: str,
-                phases: str, hang_guard_s: float = 300) -> Outcome:
+                phases: str, hang_guard_s: float = 240) -> Outcome:
     """The gate against the lab in `mode`; asserts what every hostile run must satisfy."""
     hostile_target.set_mode(lab_.mode_file, mode)
     campaign_id = f"hostile-{mode.replace('_', '-')}"
@@ -151,7 +151,7 @@ def test_cli_that_floods_stdout(hostile_lab: HostileLab, start_gate, tmp_path: P
 
 def test_cli_that_hangs_and_ignores_sigterm(hostile_lab: HostileLab, start_gate, tmp_path: Path) -> None:
     """`recall` never returns: the command is killed at its 60 s budget and named; the rest of phase 1 runs."""
-    out = run_hostile(hostile_lab, start_gate, tmp_path, "cli_hang", "1", hang_guard_s=400)
+    out = run_hostile(hostile_lab, start_gate, tmp_path, "cli_hang", "1")
     checks = out.checks()
     status, text = checks["recall.count"]
     assert status == "error" and "timeout after 60s" in text, text

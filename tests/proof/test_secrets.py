@@ -74,7 +74,7 @@ def test_no_secret_reaches_runs_logs_junit_or_html(clean_lab_name: Callable[[str
     gate = start_gate("--phases", "1,3", "--lab-name", name, "--runs-dir", str(runs), "--config", str(config),
                       "--target", str(launcher), "--campaign-id", "secrets", "--keep",
                       env={**env_canaries, "GITHUB_STEP_SUMMARY": str(step_summary)})
-    code = gate.finish(timeout=400)
+    code = gate.finish(timeout=240)
     assert code in (1, 2), gate.output[-3000:]
 
     layout = LabLayout(name)

@@ -80,8 +80,8 @@ def test_phase_failure(clean_lab_name: Callable[[str], str], start_gate, tmp_pat
 
 
 def test_exception_while_provisioning(clean_lab_name: Callable[[str], str], start_gate, tmp_path: Path) -> None:
-    """A target that is not executable is found mid-build: the exception ends the campaign (exit 2, named)
-    and the half-built lab is removed."""
+    """A target that is not executable: the lab refuses it with an exception, which ends the campaign (exit 2,
+    named) with nothing of the lab on the machine (a half-built lab: test_sigterm_while_the_lab_is_built)."""
     name = clean_lab_name("xprov")
     target = tmp_path / "ai-memory"
     target.write_text("#!/bin/sh\necho 'ai-memory 9.9.9'\n")
@@ -139,6 +139,26 @@ def test_interrupted_mid_phase(clean_lab_name: Callable[[str], str], start_gate,
     assert any(f"interrupted by {sig.name}" in r for r in summary.reasons), summary.reasons
     assert f"interrupted by {sig.name}; tearing down" in gate.output
     assert "Traceback" not in gate.output
+    assert lab_leftovers(name, inodes) == []
+
+
+def test_sigterm_while_the_lab_is_built(clean_lab_name: Callable[[str], str], start_gate, tmp_path: Path) -> None:
+    """SIGTERM once the lab's first namespaces exist, before it is complete: the half-built lab is removed."""
+    name = clean_lab_name("xbuild")
+    gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(tmp_path), "--campaign-id", "exit-build")
+    gate.wait_line(rf"building lab '{name}'")
+    inodes: set[int] = set()
+
+    def namespaces() -> list[str]:
+        inodes.update(netns_inodes(name))
+        return [str(i) for i in inodes]
+
+    _poll(namespaces, bool, gate, "the lab's first namespaces")
+    gate.proc.send_signal(signal.SIGTERM)
+    assert gate.finish(timeout=120) == 2, gate.output[-3000:]
+    assert "phase 1: start" not in gate.output, "the signal must land while the lab is being built"
+    summary = _summary(tmp_path, "exit-build")
+    assert summary.verdict == "error" and any("interrupted by SIGTERM" in r for r in summary.reasons)
     assert lab_leftovers(name, inodes) == []
 
 

@@ -280,6 +280,11 @@ def _run_phases(opts: CampaignOptions, inventory: Inventory, access: Any, run_di
                 module = importlib.import_module(f"phases.phase{phase}")
                 result = module.run(ctx)
                 reports = result if isinstance(result, list) else [result]
+            except Interrupted as exc:
+                # The phase's own evidence is lost; its report at least names why it stopped.
+                for report in _not_run(phase, f"phase {phase} interrupted by {exc}: it did not finish"):
+                    write_text(run_dir / _artifact_name(phase, report), report.to_json())
+                raise
             except ModuleNotFoundError as exc:
                 reports = _not_run(phase, f"phase {phase} is not available: {exc}")
             except Exception as exc:

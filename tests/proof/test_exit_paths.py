@@ -137,6 +137,8 @@ def test_interrupted_mid_phase(clean_lab_name: Callable[[str], str], start_gate,
     summary = _summary(tmp_path, campaign_id)
     assert summary.verdict == "error" and summary.exit_code == 2 and not summary.overall_pass
     assert any(f"interrupted by {sig.name}" in r for r in summary.reasons), summary.reasons
+    assert any(f"phase 2 interrupted by {sig.name}" in r for r in summary.reasons), "the phase's report names it"
+    assert validate_run(tmp_path / campaign_id) == []
     assert f"interrupted by {sig.name}; tearing down" in gate.output
     assert "Traceback" not in gate.output
     assert lab_leftovers(name, inodes) == []

@@ -5,6 +5,11 @@ One lab serves every behaviour (tests/proof/hostile_target.py reads its mode fro
 the module pays for one lab build. Phase 1 exercises the CLI paths (and one HTTP write + read through the
 host agent); phase 2, reduced to 2 agents x 5 writes, the HTTP paths. The subprocess timeout is the hang
 guard: a gate still running past it fails the test.
+
+CLI: prose instead of JSON, JSON of the wrong types (and MCP replies, a backup manifest, a snapshot name
+with spaces), binary garbage with terminal escapes and markup, an endless flood on stdout, a command that
+hangs ignoring SIGTERM. HTTP: 500s, wrong types, 10 MB bodies, a body that drips forever, a connection that
+never closes.
 """
 
 from __future__ import annotations
@@ -117,8 +122,7 @@ def test_cli_json_of_the_wrong_types(hostile_lab: HostileLab, start_gate, tmp_pa
     out = run_hostile(hostile_lab, start_gate, tmp_path, "cli_wrong_types", "1")
     checks = out.checks()
     assert checks["store"][0] == "fail" and "no string id" in checks["store"][1]
-    assert checks["recall.count"] == ("error", checks["recall.count"][1])
-    assert "no memories list" in checks["recall.count"][1]
+    assert checks["recall.count"][0] == "error" and "no memories list" in checks["recall.count"][1]
     assert checks["stats.total"][0] == "error" and "no integer total" in checks["stats.total"][1]
     assert checks["curator.errors"][0] == "error" and "no errors list" in checks["curator.errors"][1]
     assert checks["mcp.initialize"][0] == "fail" and "not" in checks["mcp.initialize"][1]

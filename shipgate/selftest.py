@@ -296,9 +296,11 @@ def false_red_rate(rows: Sequence[SelftestRow]) -> FalseRedRate:
                         rate=round((fail + error) / len(clean), 4) if clean else None)
 
 
-def finish_report(report: SelftestReport, planned: Sequence[RowPlan]) -> SelftestReport:
+def finish_report(report: SelftestReport, planned: Sequence[RowPlan], stopped: str | None = None) -> SelftestReport:
     """Requirements over every row; rows that never ran (interrupted) leave the requirements unmet."""
     problems = [p for r in report.rows for p in r.problems]
+    if stopped:
+        problems.append(stopped)
     warnings = [w for r in report.rows for w in r.warnings]
     missing = len(planned) - len(report.rows)
     if missing > 0:
@@ -464,45 +466,53 @@ def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None =
         false_red=FalseRedRate(runs=0, red=0), requirements_met=False, exit_code=2)
     say(f"selftest {selftest_id}: {len(rows)} campaign(s), {opts.shape} shape, lab {opts.lab_name!r} -> {folder}")
     done: list[SelftestRow] = []
-    interrupted = False
+    stopped: str | None = None
     with _sigterm_interrupts():
-        for i, row in enumerate(rows, 1):
-            label = row.name if row.defect or opts.repeat == 1 else f"clean #{row.run}"
-            what = ("every phase" if row.defect is None else
-                    f"phase(s) {','.join(map(str, row.phases))}, owner {row.owner}")
-            say(f"[{i}/{len(rows)}] {label}: {what}" + (f"; classes {', '.join(row.faults)}" if 4 in row.phases
-                                                        else ""))
-            campaign_id = f"{selftest_id}-{row.name.replace('_', '-')}" + (f"-r{row.run}" if opts.repeat > 1
-                                                                          and row.defect is None else "")
-            copts = CampaignOptions(settings=row_settings(base, row), lab_name=opts.lab_name,
-                                    defects=[row.defect] if row.defect else [], runs_dir=folder,
-                                    campaign_id=campaign_id, render=False)
-            t = time.monotonic()
-            try:
+        try:
+            for i, row in enumerate(rows, 1):
                 if lab.load(opts.lab_name) is not None:
-                    raise SelftestError(f"lab {opts.lab_name!r} is still up after the previous campaign "
-                                        f"(its teardown failed): `invoke lab.down --name {opts.lab_name}`")
-                summary = run_campaign(copts, progress=lambda msg, label=label: say(f"  {label}: {msg}"))
-            except KeyboardInterrupt:
-                say("interrupted between campaigns; writing what ran")
-                interrupted = True
-                break
-            judged = judge_row(row, summary, campaign_id, time.monotonic() - t)
-            done.append(judged)
-            if report.target is None and summary.target is not None:
-                report = report.model_copy(update={"target": TargetRef.model_validate(summary.target.dump())})
-            say(f"[{i}/{len(rows)}] {_row_line(judged, label)}")
-            report = report.model_copy(update={"rows": list(done)})
-            write_outputs(folder, finish_report(report, rows[:i]))
-            if _interrupted(summary):
-                say("the campaign was interrupted; stopping the self-test")
-                interrupted = True
-                break
-    report = report.model_copy(update={"rows": done, "interrupted": interrupted, "completed_at": datetime.now(UTC),
+                    stopped = (f"lab {opts.lab_name!r} is still up after the previous campaign (its teardown "
+                               f"failed); `invoke lab.down --name {opts.lab_name}`, then run the self-test again")
+                    say(stopped)
+                    break
+                judged, summary = _run_row(opts, base, folder, selftest_id, row, i, len(rows), say)
+                done.append(judged)
+                if report.target is None and summary.target is not None:
+                    report = report.model_copy(update={"target": TargetRef.model_validate(summary.target.dump())})
+                report = report.model_copy(update={"rows": list(done)})
+                write_outputs(folder, finish_report(report, rows[:i]))
+                if _interrupted(summary):
+                    stopped = "a campaign was interrupted (SIGINT/SIGTERM); the self-test stopped there"
+                    say(stopped)
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted (SIGINT/SIGTERM) between campaigns; the self-test stopped there"
+            say(stopped)
+    report = report.model_copy(update={"rows": done, "interrupted": stopped is not None,
+                                       "completed_at": datetime.now(UTC),
                                        "duration_s": round(time.monotonic() - t0, 3)})
-    report = finish_report(report, rows)
+    report = finish_report(report, rows, stopped)
     write_outputs(folder, report)
     return report
+
+
+def _run_row(opts: SelftestOptions, base: GateSettings, folder: Path, selftest_id: str, row: RowPlan, i: int,
+             total: int, say: Callable[[str], None]) -> tuple[SelftestRow, CampaignSummary]:
+    """One campaign of the self-test, with its progress lines, judged."""
+    label = row.name if row.defect or opts.repeat == 1 else f"clean #{row.run}"
+    what = "every phase" if row.defect is None else f"phase(s) {','.join(map(str, row.phases))}, owner {row.owner}"
+    classes = f"; classes {', '.join(row.faults)}" if 4 in row.phases else ""
+    say(f"[{i}/{total}] {label}: {what}{classes}")
+    run = f"-r{row.run}" if opts.repeat > 1 and row.defect is None else ""
+    campaign_id = f"{selftest_id}-{row.name.replace('_', '-')}{run}"
+    copts = CampaignOptions(settings=row_settings(base, row), lab_name=opts.lab_name,
+                            defects=[row.defect] if row.defect else [], runs_dir=folder, campaign_id=campaign_id,
+                            render=False)
+    t = time.monotonic()
+    summary = run_campaign(copts, progress=lambda msg: say(f"  {label}: {msg}"))
+    judged = judge_row(row, summary, campaign_id, time.monotonic() - t)
+    say(f"[{i}/{total}] {_row_line(judged, label)}")
+    return judged, summary
 
 
 def print_result(report: SelftestReport, folder: Path, stream: Any = None) -> None:

@@ -8,8 +8,11 @@ defect, --repeat 10 for the false-red rate) is run by hand; its figures are in b
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,61 @@ def test_reduced_selftest_clean_green_and_each_defect_red_in_its_phase(tmp_path:
         assert f"| {name} |" in md and f"| {name} |" in res.stdout
     assert "false reds (clean peer): 0 of 1 (0 fail, 0 error)" in res.stdout
     assert "[4/4] ack_before_durable: phase 4 caught" in res.stderr, "one progress line per campaign"
+
+
+def _start_selftest(*args: str) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "selftest", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, lines, reader
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_the_selftest_tears_down_and_writes_what_ran(tmp_path: Path):
+    name = "stint"
+    proc, lines, reader = _start_selftest("--defects", "none", "--repeat", "3", "--lab-name", name,
+                                          "--runs-dir", str(tmp_path))
+    try:
+        deadline = time.monotonic() + 240
+        while not any("phase 1: start" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.1)  # poll interval of a deadline-bounded wait for a progress line
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    reader.join(10)
+    assert proc.returncode == 2, "".join(lines)[-3000:]
+    assert "requirements INTERRUPTED (exit 2)" in out
+    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("selftest-")]
+    report = SelftestReport.load(folder / "selftest.json")
+    assert report.interrupted and report.exit_code == 2 and not report.requirements_met
+    assert len(report.rows) == 1 and report.rows[0].verdict == "error"
+    assert any("did not run" in p for p in report.problems), report.problems
+    assert not _leftovers(name), "an interrupted self-test must leave no lab behind"
+
+
+def test_refuses_to_run_over_a_lab_that_is_already_up(tmp_path: Path):
+    from shipgate import lab
+
+    name = "stbusy"
+    lab.up(name)
+    try:
+        res = subprocess.run([sys.executable, "-m", "invoke", "selftest", "--defects", "none", "--lab-name", name,
+                              "--runs-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and f"a lab named '{name}' is already up" in res.stderr
+        assert list(tmp_path.iterdir()) == []
+        assert lab.load(name) is not None, "the self-test never touches a lab it did not build"
+    finally:
+        lab.down(name)
+    assert not _leftovers(name)

@@ -223,7 +223,8 @@ def run_one(bench: Bench, quick: bool, say: Callable[[str], None]) -> BenchRun:
     for line in lines:
         say(f"  {line}")
     say(f"{bench.name}: exit {code} in {duration:.0f} s")
-    return BenchRun(name=bench.name, what=bench.what, argv=[Path(argv[1]).name, *argv[2:]], exit_code=code,
+    shown = [Path(argv[1]).name, *args]  # the temporary --json-out path is not part of the record
+    return BenchRun(name=bench.name, what=bench.what, argv=shown, exit_code=code,
                     duration_s=duration, figures=figures, output=lines,
                     stderr_tail=stderr.strip()[-2000:] if code != 0 and stderr.strip() else None)
 
@@ -237,12 +238,14 @@ def headline(results: BenchResults) -> list[str]:
         out.append(f"gate (phases 1-3, {f.get('verdict')}): total {f.get('total_s')} s -- "
                    + ", ".join(f"{k} {v:.1f} s" for k, v in d.items()))
     if f := by.get("chaos_cycles"):
-        out.append("phase 4 cycles/min: " + ", ".join(f"{k} {v['cycles_per_min']}" for k, v in
-                                                     (f.get("classes") or {}).items())
+        out.append("phase 4 cycles/min: " + ", ".join(f"{k} {v['cycles_per_min']} ({v['status']}, {v['cycles']} cycles)"
+                                                     for k, v in (f.get("classes") or {}).items())
                    + f"; projected gate default {f.get('projected_gate_default_min')} min")
     if f := by.get("burst_agent"):
+        per = "; ".join(f"{t} " + ", ".join(f"{r['agents']} writers {r['writes_per_s']}" for r in f.get(t) or [])
+                        for t in ("trivial", "refpeer"))
         out.append(f"burst agent max writes/s: trivial server {f.get('max_writes_per_s_trivial')}, "
-                   f"reference peer {f.get('max_writes_per_s_refpeer')} (headroom x{f.get('headroom_ratio')})")
+                   f"reference peer {f.get('max_writes_per_s_refpeer')} (headroom x{f.get('headroom_ratio')}) -- {per}")
     if f := by.get("lab_up_down"):
         out.append(f"lab up {(f.get('up_s') or {}).get('median')} s, down {(f.get('down_s') or {}).get('median')} s "
                    "(median)")

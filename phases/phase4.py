@@ -279,10 +279,19 @@ def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
     for node in cluster.nodes:
         with contextlib.suppress(ServiceError, HostError):
             service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
+    for host in sorted({n.host for n in cluster.nodes if "LD_PRELOAD" in n.spec.env}):
+        with contextlib.suppress(Exception):  # libfaketime's /dev/shm leftovers of killed processes
+            nemesis.clean_faketime_shm(ctx.access, host)
 
 
 def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
-    """Start a node again on the same database (after a SIGKILL: crash recovery)."""
+    """Start a node again on the same database (after a SIGKILL: crash recovery). A killed process can
+    linger a moment as a zombie, which `kill -0` (and so start_serve's guard) still sees: wait for it."""
+    if node.pid:
+        res = ctx.access.run(node.host, f"for i in $(seq 250); do kill -0 {int(node.pid)} 2>/dev/null || exit 0; "
+                                        "sleep 0.02; done; exit 1", timeout=15)
+        if not res.ok:
+            raise ClassAborted(f"{node.name}: pid {node.pid} still exists 5 s after SIGKILL: {res.describe()}")
     node.pid = service.start_serve(ctx.access, node.spec)
 
 
@@ -297,7 +306,15 @@ def _wait_healthy(ctx: PhaseContext, cluster: Cluster, nodes: list[Node], deadli
         if res.error or res.exit_code != 0:
             tail = service.serve_log_tail(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
             raise ClassAborted(f"{node.name} not healthy: {res.error or res.stdout.strip()[-200:]}; "
-                               f"log: {tail.strip()[-300:]}")
+                               f"process: {_process_facts(ctx, node)}; log: {tail.strip()[-300:]}")
+
+
+def _process_facts(ctx: PhaseContext, node: Node) -> str:
+    """What the host says about a node that does not answer: its process state and the listening sockets."""
+    pid = int(node.pid or 0)
+    res = ctx.access.run(node.host, f"ps -o pid=,stat=,etime=,args= -p {pid} || echo 'pid {pid} gone'; "
+                                    f"ss -ltn 2>/dev/null | grep -c ':{node.spec.port} ' || true", timeout=15)
+    return " ".join((res.stdout or res.error or "").split())[-300:]
 
 
 def _agent_startup(ctx: PhaseContext, cluster: Cluster) -> float:
@@ -437,7 +454,7 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
             # Crash recovery starts at once, on the same database, while the burst goes on.
             try:
                 _restart(ctx, cluster, node)
-            except (ServiceError, HostError) as exc:
+            except (ServiceError, HostError, ClassAborted) as exc:
                 out.problem = f"{node.name} did not restart after the kill: {exc}"
                 out.applied = False
         return out
@@ -489,7 +506,7 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
         out.started_at = ev.started_at
         try:
             _restart(ctx, cluster, node)
-        except (ServiceError, HostError) as exc:
+        except (ServiceError, HostError, ClassAborted) as exc:
             out.applied = False
             out.problem = f"{node.name} did not restart under the clock offset: {exc}"
             return out
@@ -525,8 +542,9 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
 
     if fault == "kill_primary_mid_write":
         node = cluster.leader
-        if service.serve_pid(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME) is None:
-            _restart(ctx, cluster, node)  # the restart during the burst did not happen or did not last
+        if not outcome.applied and service.serve_pid(ctx.access, node.host, port=node.spec.port,
+                                                     name=SERVE_NAME) is None:
+            _restart(ctx, cluster, node)  # the kill or its restart failed in the nemesis step: start it now
         try:
             _wait_healthy(ctx, cluster, [node])
         except ClassAborted as exc:
@@ -536,6 +554,9 @@ def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutc
                                "value": {"node": node.name, "pid": node.pid}})
     elif fault == "clock_skew_peer":
         node = cluster.by_role(2)
+        if not outcome.applied and service.serve_pid(ctx.access, node.host, port=node.spec.port,
+                                                     name=SERVE_NAME) is None:
+            _restart(ctx, cluster, node)  # the cycle is already an error; the class goes on
         _wait_healthy(ctx, cluster, [node])
         outcome.healed_at = time.time()
         if outcome.applied:

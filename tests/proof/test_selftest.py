@@ -1,8 +1,8 @@
 """`invoke selftest` end to end on real labs, through the command line a release engineer types.
 
 A subset affordable in CI (the whole suite has 30 minutes on 2 cores): the clean peer over every phase and
-fault class, and one defect each owned by phases 2, 3 and 4, in the reduced shape. The whole matrix (every
-defect, --repeat 10 for the false-red rate) is run by hand; its figures are in bench/README.md.
+fault class, and one defect each owned by phases 2, 3 and 4, in the reduced shape. The whole matrix
+(`invoke selftest`) and the false-red rate (`invoke selftest --defects none --repeat 10`) are run by hand.
 """
 
 from __future__ import annotations

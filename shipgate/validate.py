@@ -82,7 +82,7 @@ def _closest(err: SchemaError) -> SchemaError:
     return best
 
 
-def _decode(raw: bytes) -> tuple[str | None, str | None]:
+def decode_text(raw: bytes) -> tuple[str | None, str | None]:
     """(text, problem): zero bytes, non-UTF-8 and binary content are named precisely."""
     if not raw:
         return None, "empty file (0 bytes): no evidence"
@@ -137,7 +137,7 @@ def load_artifact(path: Path, kind: ArtifactKind, name: str | None = None,
         raw = path.read_bytes()
     except OSError as exc:
         return None, [Problem(name, "", f"cannot read: {exc.strerror or exc}")]
-    text, bad = _decode(raw)
+    text, bad = decode_text(raw)
     if bad:
         return None, [Problem(name, "", bad)]
     assert text is not None

@@ -25,6 +25,7 @@ from shipgate.models import (
     PhaseResult,
     artifact_for,
 )
+from shipgate.validate import decode_text
 from shipgate.verdict import ALL_PHASES, ArtifactError, campaign_verdict, expected_artifacts
 
 SUMMARY = "campaign-summary.json"
@@ -85,18 +86,6 @@ class RunData:
         return self.summary is not None and self.summary.source == "upstream"
 
 
-def _decode(raw: bytes) -> tuple[str | None, str | None]:
-    if not raw:
-        return None, "empty file (0 bytes): no evidence"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (invalid byte at offset {exc.start})"
-    if not text.strip():
-        return None, f"blank file ({len(raw)} bytes of whitespace): no evidence"
-    return text, None
-
-
 def _pydantic_problem(exc: ValidationError, limit: int = 3) -> str:
     parts = []
     for e in exc.errors()[:limit]:
@@ -120,7 +109,7 @@ def read_document(path: Path, model: type[Any]) -> tuple[Any | None, str | None,
         return None, "artifact missing", None
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}", None
-    text, bad = _decode(raw)
+    text, bad = decode_text(raw)
     if bad:
         return None, bad, raw[:2000].decode("utf-8", "replace") or None
     assert text is not None
@@ -142,7 +131,7 @@ def _read_jsonl(path: Path, rel: str, model: type[Any], issues: list[Issue]) -> 
     except OSError as exc:
         issues.append(Issue(rel, f"cannot read: {exc.strerror or exc}"))
         return []
-    text, bad = _decode(raw)
+    text, bad = decode_text(raw)
     if bad:
         issues.append(Issue(rel, bad))
         return []
@@ -234,7 +223,7 @@ def load_run(run_dir: Path) -> RunData:
 
     analysis = run_dir / ANALYSIS
     if analysis.is_file():
-        text, bad = _decode(analysis.read_bytes())
+        text, bad = decode_text(analysis.read_bytes())
         if bad:
             data.issues.append(Issue(ANALYSIS, bad))
         else:

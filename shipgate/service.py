@@ -20,6 +20,9 @@ from shipgate.inventory import Inventory
 
 WORKDIR = "shipgate"  # relative to the remote user's home: where the gate keeps its files on a host
 AGENT = f"{WORKDIR}/hostagent.py"
+# "Is this PID a live process?" -- `kill -0` alone also says yes for a zombie that its (namespace) init
+# has not reaped yet, which made a restart right after SIGKILL refuse to start or wait in vain.
+ALIVE = "alive() { kill -0 \"$1\" 2>/dev/null && ! ps -o stat= -p \"$1\" 2>/dev/null | grep -q '^Z'; }; "
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "phases" / "agents" / "hostagent.py"
 
 
@@ -111,7 +114,7 @@ def start_serve(access: HostAccess, spec: ServeSpec, *, timeout: float = 20) -> 
     pidfile, log = spec.pidfile, spec.log
     cmd = (
         f"mkdir -p {WORKDIR} && "
-        f"if [ -f {pidfile} ] && kill -0 \"$(cat {pidfile})\" 2>/dev/null; then "
+        f"{ALIVE}if [ -f {pidfile} ] && alive \"$(cat {pidfile})\"; then "
         f"echo \"serve already running as pid $(cat {pidfile})\" >&2; exit 3; fi; "
         f"nohup env {env_words} {shlex.join(spec.argv())} >> {log} 2>&1 < /dev/null & "
         f"echo $! > {pidfile}; echo $!"
@@ -134,11 +137,12 @@ def stop_serve(access: HostAccess, host: str, *, port: int = 9077, name: str = "
     pidfile = f"{WORKDIR}/{name}-{port}.pid"
     wait = max(1, int(timeout) - 2) * 20
     cmd = (
-        f"[ -f {pidfile} ] || exit 10; p=$(cat {pidfile}); "
-        f"if ! kill -0 \"$p\" 2>/dev/null; then rm -f {pidfile}; exit 10; fi; "
+        f"{ALIVE}[ -f {pidfile} ] || exit 10; p=$(cat {pidfile}); "
+        f"if ! alive \"$p\"; then rm -f {pidfile}; exit 10; fi; "
         f"kill -{signal} \"$p\"; kill -CONT \"$p\" 2>/dev/null; "
-        f"for i in $(seq {wait}); do kill -0 \"$p\" 2>/dev/null || {{ rm -f {pidfile}; exit 0; }}; sleep 0.05; done; "
-        f"kill -KILL \"$p\" 2>/dev/null; sleep 0.2; kill -0 \"$p\" 2>/dev/null && exit 11; rm -f {pidfile}"
+        f"for i in $(seq {wait}); do alive \"$p\" || {{ rm -f {pidfile}; exit 0; }}; sleep 0.05; done; "
+        f"kill -KILL \"$p\" 2>/dev/null; for i in $(seq 40); do alive \"$p\" || {{ rm -f {pidfile}; exit 0; }}; "
+        f"sleep 0.05; done; exit 11"
     )
     res = access.run(host, cmd, timeout=timeout)
     if res.error:
@@ -153,7 +157,7 @@ def stop_serve(access: HostAccess, host: str, *, port: int = 9077, name: str = "
 def serve_pid(access: HostAccess, host: str, *, port: int = 9077, name: str = "serve") -> int | None:
     """PID of the gate's running serve on a host, or None."""
     pidfile = f"{WORKDIR}/{name}-{port}.pid"
-    res = access.run(host, f"p=$(cat {pidfile} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo $p", timeout=10)
+    res = access.run(host, f"{ALIVE}p=$(cat {pidfile} 2>/dev/null) && alive \"$p\" && echo $p", timeout=10)
     if res.ok and res.stdout.strip().isdigit():
         return int(res.stdout.strip())
     return None

@@ -220,6 +220,9 @@ def _provide(opts: CampaignOptions, campaign_id: str, progress: Callable[[str], 
 
     existing = lab.load(opts.lab_name)
     if existing is not None:
+        if opts.defects and sorted(opts.defects) != sorted(existing.target.defects):
+            raise ValueError(f"lab {opts.lab_name!r} is already up with defects {existing.target.defects or 'none'}, "
+                             f"not {opts.defects}: `invoke lab.down --name {opts.lab_name}` first")
         progress(f"lab {opts.lab_name!r} is already up; using it (it stays up)")
         return existing.model_copy(update={"campaign_id": campaign_id}), False
     progress(f"building lab {opts.lab_name!r}")

@@ -177,9 +177,12 @@ def _backup_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
             snapshot=snap_name, manifest=manifests[0], actual_sha256=snap_sha,
             manifest_sha256=manifest.get("sha256") if isinstance(manifest.get("sha256"), str) else None,
             bytes=manifest.get("bytes") if isinstance(manifest.get("bytes"), int) else None)
-        checks.add("backup.sha256_matches_manifest", snap_sha, manifest.get("sha256"),
-                   manifest.get("sha256") == snap_sha and manifest.get("snapshot") == snap_name,
-                   f"manifest names {manifest.get('snapshot')!r}, snapshot is {snap_name!r}")
+        same_name = manifest.get("snapshot") == snap_name
+        same_sha = manifest.get("sha256") == snap_sha
+        checks.add("backup.sha256_matches_manifest", snap_sha, manifest.get("sha256"), same_sha and same_name,
+                   None if same_sha and same_name else
+                   f"the manifest names {manifest.get('snapshot')!r}, the snapshot is {snap_name!r}" if not same_name
+                   else f"sha256 of {snap_name} differs from the manifest's: the manifest does not describe the snapshot")
     res = _run(ctx, host, cli(scratch, "restore", "--from", f"{backup_dir}/{snap_name}"))
     if not res.ok:
         checks.add("backup.restores_same_rows", "restore exit 0", f"exit {res.exit_code}",

@@ -309,3 +309,13 @@ def test_rerender_from_disk_is_stable(runs: dict[str, Built], tmp_path: Path) ->
 
     assert strip(dst / "index.html") == strip(src / "index.html")
     assert (dst / "junit.xml").read_bytes() == (src / "junit.xml").read_bytes()
+
+
+def test_index_skips_selftest_folders(tmp_path: Path):
+    """A self-test folder holds campaigns in sub-folders, not a campaign of its own: no dead row."""
+    build_campaign(tmp_path, "gate-one", "pass")
+    (tmp_path / "selftest-20261122-000000").mkdir()
+    (tmp_path / "selftest-20261122-000000" / "selftest.json").write_text("{}")
+    html = render_index(tmp_path).read_text()
+    assert "gate-one" in html
+    assert "selftest-20261122-000000" not in html

@@ -285,10 +285,10 @@ def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
 
 
 def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
-    """Start a node again on the same database (after a SIGKILL: crash recovery). A killed process can
-    linger a moment as a zombie, which `kill -0` (and so start_serve's guard) still sees: wait for it."""
+    """Start a node again on the same database (after a SIGKILL: crash recovery), once the killed
+    process is gone (a zombie counts as gone: it holds no port and no file)."""
     if node.pid:
-        res = ctx.access.run(node.host, f"for i in $(seq 250); do kill -0 {int(node.pid)} 2>/dev/null || exit 0; "
+        res = ctx.access.run(node.host, f"{service.ALIVE}for i in $(seq 250); do alive {int(node.pid)} || exit 0; "
                                         "sleep 0.02; done; exit 1", timeout=15)
         if not res.ok:
             raise ClassAborted(f"{node.name}: pid {node.pid} still exists 5 s after SIGKILL: {res.describe()}")
@@ -504,6 +504,10 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
         if ev is None:
             return out
         out.started_at = ev.started_at
+        # Stay down for the fault window, longer than the leader's single 250 ms retry, so the writes of
+        # that window can only reach node-c through catch-up whatever the machine's speed (holding a
+        # fault for its window, not waiting for a condition).
+        time.sleep(window)
         try:
             _restart(ctx, cluster, node)
         except (ServiceError, HostError, ClassAborted) as exc:

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from shipgate.tasks import artifacts, gate, infra, lab, report
+from shipgate.tasks import artifacts, gate, infra, lab, report, target
 
 ns = Collection()
 for module in (gate, artifacts, report, infra):
@@ -10,3 +10,4 @@ for module in (gate, artifacts, report, infra):
         ns.add_task(t)
 ns.add_collection(lab.ns)
 ns.add_collection(infra.ns)
+ns.add_collection(target.ns)

@@ -19,7 +19,7 @@ PROBED: tuple[str, ...] = ("serve", "mcp", "store", "update", "recall", "search"
                            "promote", "link", "consolidate", "stats", "export", "import", "backup", "restore",
                            "curator", "migrate")
 MARK = "@@shipgate-probe@@"
-_OPTION_RE = re.compile(r"^\s{1,12}(?:-[A-Za-z0-9](?: \S+)?, )?--([A-Za-z0-9][A-Za-z0-9-]*)")
+_OPTION_RE = re.compile(r"^\s{1,8}(?:-[A-Za-z0-9](?: \S+)?, )?--([A-Za-z0-9][A-Za-z0-9-]*)")
 _VERSION_RE = re.compile(r"\b(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.-]+)?)\b")
 
 

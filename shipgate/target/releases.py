@@ -34,7 +34,8 @@ from shipgate.atomic import write_text
 
 CRATE = "ai-memory"
 DEFAULT_FEATURES: tuple[str, ...] = ("sal", "sal-postgres")
-INDEX_URL = "https://index.crates.io/ai/-m/ai-memory"
+PINNED = "0.6.3"  # the release CI's real-binary lane builds and judges
+INDEX_URL = "https://index.crates.io/ai/-m/ai-memory"  # SHIPGATE_CRATES_INDEX overrides it (tests serve a copy)
 SPEC_RE = re.compile(r"^ai-memory@(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 BUILD_TIMEOUT_S = 3 * 3600.0
@@ -133,12 +134,13 @@ class Published:
 
 def published_versions(timeout_s: float = 20.0) -> list[Published]:
     """Every version crates.io has of the crate, from the sparse index (one JSON line per version)."""
+    url = os.environ.get("SHIPGATE_CRATES_INDEX", INDEX_URL)
     try:
-        res = httpx.get(INDEX_URL, timeout=timeout_s, follow_redirects=True)
+        res = httpx.get(url, timeout=timeout_s, follow_redirects=True)
     except httpx.HTTPError as exc:
-        raise ReleaseError(f"cannot read the crates.io index ({INDEX_URL}): {type(exc).__name__}: {exc}") from None
+        raise ReleaseError(f"cannot read the crates.io index ({url}): {type(exc).__name__}: {exc}") from None
     if res.status_code != 200:
-        raise ReleaseError(f"the crates.io index answered {res.status_code} for {INDEX_URL}")
+        raise ReleaseError(f"the crates.io index answered {res.status_code} for {url}")
     out = []
     for line in res.text.splitlines():
         if not line.strip():
@@ -168,7 +170,7 @@ def find_cargo() -> Path:
     candidates = [Path(found)] if found else []
     if os.environ.get("CARGO_HOME"):
         candidates.append(Path(os.environ["CARGO_HOME"]) / "bin" / "cargo")
-    candidates += [Path.home() / ".cargo" / "bin" / "cargo", Path("/root/.cargo/bin/cargo")]
+    candidates.append(Path.home() / ".cargo" / "bin" / "cargo")
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return c

@@ -20,6 +20,7 @@ from shipgate.hosts import CommandResult, HostAccess
 from shipgate.inventory import Inventory
 from shipgate.models import Check, OperationEvent, TargetRef, Timing
 from shipgate.settings import GateSettings
+from shipgate.target.capabilities import Capabilities
 
 Progress = Callable[[str], None]
 
@@ -40,6 +41,16 @@ class PhaseContext:
 
     def hostname(self, host: str) -> str:
         return self.inventory.hosts[host].hostname
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.inventory.target.capabilities
+
+    @property
+    def serve_flags(self) -> list[str] | None:
+        """The target's serve flags for `ServeSpec.flags` (None when the target was not probed)."""
+        caps = self.capabilities
+        return None if caps is None else caps.subcommands.get("serve", [])
 
     def target_ref(self) -> TargetRef:
         t = self.inventory.target

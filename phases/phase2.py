@@ -28,7 +28,7 @@ def _spec(ctx: PhaseContext, host: str, catchup: float | None) -> ServeSpec:
     others = [ctx.inventory.peer_url(p) for p in PEER_NAMES if p != host]
     return ServeSpec(host=host, port=ctx.inventory.federation_port, db=f"{WORKDIR}/phase2.db", peers=others,
                      quorum_writes=s.quorum_writes, quorum_timeout_ms=s.quorum_timeout_ms,
-                     catchup_interval_secs=catchup)
+                     catchup_interval_secs=catchup, flags=ctx.serve_flags)
 
 
 def run(ctx: PhaseContext) -> Any:

@@ -75,8 +75,15 @@ def run(ctx: PhaseContext) -> Phase3Report:
     watch = Stopwatch()
     checks = Checks()
     facts: dict[str, Any] = {}
+    caps = ctx.capabilities
+    missing = caps.lacks("migrate") if caps is not None else None
     try:
-        _steps(ctx, checks, facts)
+        if missing:
+            checks.error("migrate.available", "an `ai-memory migrate` subcommand (a build with --features "
+                         "sal,sal-postgres)", f"{missing}: the migration cannot be tested; `invoke target.install "
+                         "VERSION` builds a release with those features")
+        else:
+            _steps(ctx, checks, facts)
     except ServiceError as exc:
         checks.error(f"host.{exc.host}", "reachable", str(exc))
     finally:
@@ -179,7 +186,7 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
 def _seed(ctx: PhaseContext, checks: Checks, rows: int, method: str, namespace: str) -> int:
     """Seed the source database; returns the row count it then holds (0 when seeding failed)."""
     if method == "bulk":
-        spec = ServeSpec(host=HOST, db=SRC, name=SEED_PORT_NAME)
+        spec = ServeSpec(host=HOST, db=SRC, name=SEED_PORT_NAME, flags=ctx.serve_flags)
         service.start_serve(ctx.access, spec)
         bad = service.wait_healthy(ctx.access, ctx.inventory, [HOST], deadline_s=30)
         if bad[HOST]:

@@ -118,7 +118,8 @@ def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
     """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape."""
     db = f"{WORKDIR}/phase4-{fault}.db"
     catchup = 0 if fault in s.fanout_faults else s.catchup_interval_secs
-    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": catchup, "name": SERVE_NAME}
+    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": catchup, "name": SERVE_NAME,
+              "flags": ctx.serve_flags}
     nodes: list[Node] = []
     if s.topology == "local":
         urls = [f"http://127.0.0.1:{p}" for p in LOCAL_PORTS]

@@ -33,6 +33,7 @@ from shipgate.models import (
 )
 from shipgate.models.phases import PHASE_MODELS
 from shipgate.settings import GateSettings
+from shipgate.target.capabilities import probe_host
 from shipgate.verdict import campaign_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +173,8 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
                 access = HostAccess(inventory)
                 with step("install"):
                     inventory, target = _install(opts, inventory, access, progress, target)
+                # again, with the version read back and the capability probe
+                write_text(run_dir / "inventory.json", InventoryRecord.from_inventory(inventory).to_json())
                 _run_phases(opts, inventory, access, run_dir, durations, progress)
                 with step("validate"):
                     from shipgate.validate import validate_run
@@ -253,8 +256,12 @@ def _install(opts: CampaignOptions, inventory: Inventory, access: Any, progress:
     version = versions.get("node-a") or inventory.target.version
     if len(set(versions.values())) > 1:
         progress(f"warning: the peers report different versions: {versions}")
-    progress(f"target: {inventory.target.kind} {version or '(version unknown)'}")
-    inventory = inventory.model_copy(update={"target": inventory.target.model_copy(update={"version": version})})
+    caps = probe_host(access, "node-a")
+    absent = f"; lacks {', '.join(caps.absent)}" if caps.absent else ""
+    progress(f"target: {inventory.target.kind} {version or '(version unknown)'} "
+             f"({len(caps.subcommands)} subcommands probed{absent})")
+    inventory = inventory.model_copy(update={"target": inventory.target.model_copy(
+        update={"version": version, "capabilities": caps})})
     return inventory, target.model_copy(update={"version": version})
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from shipgate.target.capabilities import Capabilities
+
 PEER_NAMES: tuple[str, ...] = ("node-a", "node-b", "node-c")
 HOST_NAMES: tuple[str, ...] = (*PEER_NAMES, "chaos")
 CAMPAIGN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -80,6 +82,8 @@ class Target(BaseModel):
     version: str | None = Field(None, description="`ai-memory --version` as read back from a host after install")
     git_ref: str | None = Field(None, description="the release candidate's git ref or commit, when known")
     defects: list[str] = Field(default_factory=list, description="seeded reference-peer defects switched on")
+    capabilities: Capabilities | None = Field(
+        None, description="what the binary's own --help says it can do, probed on node-a at install")
 
 
 class Inventory(BaseModel):

@@ -48,17 +48,27 @@ class ServeSpec(BaseModel):
         None, description="passed as --catchup-interval-secs when set; None leaves the program's default")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment (e.g. libfaketime)")
     name: str = "serve"
+    flags: list[str] | None = Field(
+        None, description="the long flags the target's `serve --help` lists (capability probe); None: not probed")
 
     def argv(self) -> list[str]:
+        """The command line. A release without the catch-up flag (before 0.6.1) has no catch-up at all, so the
+        flag is left out rather than refused: a check that needs repair then finds none, which is the truth."""
         args = ["ai-memory", "serve", "--host", self.bind, "--port", str(self.port)]
         if self.quorum_writes:
             args += ["--quorum-writes", str(self.quorum_writes), "--quorum-peers", ",".join(self.peers)]
             if self.quorum_timeout_ms is not None:
                 args += ["--quorum-timeout-ms", str(self.quorum_timeout_ms)]
-        if self.catchup_interval_secs is not None:
-            value = self.catchup_interval_secs
-            args += ["--catchup-interval-secs", str(int(value)) if float(value).is_integer() else str(value)]
+        if self.catchup_interval_secs is not None and self.accepts("catchup-interval-secs"):
+            value = float(self.catchup_interval_secs)
+            if not value.is_integer():
+                raise ValueError(f"--catchup-interval-secs takes whole seconds (the product's flag is an integer), "
+                                 f"not {self.catchup_interval_secs}")
+            args += ["--catchup-interval-secs", str(int(value))]
         return args
+
+    def accepts(self, flag: str) -> bool:
+        return self.flags is None or flag in self.flags
 
     @property
     def pidfile(self) -> str:

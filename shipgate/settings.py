@@ -24,6 +24,8 @@ class Phase1Settings(_Strict):
     mcp_profile: str = Field("full", description="AI_MEMORY_PROFILE the gate asks for ('' asks for none)")
     serve_port: int = 9077
     health_deadline_s: float = 30.0
+    recall_deadline_s: float = Field(
+        20.0, gt=0, description="a CLI recall of a one-row database must answer within this; longer is a hang")
 
 
 class Phase2Settings(_Strict):

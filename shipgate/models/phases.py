@@ -148,6 +148,7 @@ class Phase1NodeReport(PhaseReportBase):
     curator: CuratorReport | None = None
     mcp_tool_count: int | None = None
     recall_count: int | None = None
+    recall_tier: str | None = Field(None, description="the tier recall was judged at when the default tier hung")
     snapshot_count: int | None = None
     manifest_count: int | None = None
     node: str | None = Field(None, description="logical node name: node-a, node-b or node-c")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,3 +92,11 @@ def parse_probe(output: str) -> Capabilities:
         else:
             absent.append(sec)
     return Capabilities(version_line=version_line, subcommands=subs, absent=sorted(absent))
+
+
+def probe_host(access: Any, host: str, *, timeout: float = 120) -> Capabilities:
+    """Probe the `ai-memory` installed on `host` (one SSH round trip); a failed probe is an error, not a guess."""
+    res = access.run(host, probe_script(), timeout=timeout)
+    if res.error:
+        raise RuntimeError(f"capability probe on {host}: {res.error}")
+    return parse_probe(res.stdout)

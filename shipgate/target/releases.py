@@ -396,3 +396,16 @@ def resolve(spec: str, *, install_missing: bool = True, progress: Progress = pri
         raise ReleaseError(f"{CRATE} {version} is not installed: `invoke target.install {version}`")
     progress(f"{CRATE} {version} is not in the cache ({paths(version).dir}); installing it")
     return install(version, progress=progress)
+
+
+def target_argument(text: str, progress: Progress = print) -> tuple[Path, InstallRecord | None]:
+    """What `--target` names: `ai-memory@X.Y.Z` (the cached release, installed when missing) or a file path."""
+    if parse_spec(text) is not None:
+        rec = resolve(text, progress=progress)
+        return rec.binary, rec
+    if text.strip().startswith("ai-memory@"):
+        raise ReleaseError(f"--target {text}: a release is named ai-memory@X.Y.Z (e.g. ai-memory@{PINNED})")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ReleaseError(f"--target {text}: no such file (or name a release: ai-memory@{PINNED})")
+    return path.absolute(), None

@@ -9,7 +9,8 @@ from invoke.exceptions import Exit
 
 COMMON_HELP = {
     "config": "TOML settings file (sections phase1..phase4; flags override it)",
-    "target": "path of a real ai-memory binary (default: the bundled reference peer)",
+    "target": "ai-memory@X.Y.Z (a crates.io release, built into the release cache when missing) or the path "
+              "of an ai-memory binary (default: the bundled reference peer)",
     "defects": "lab only: comma list of seeded reference-peer defects to switch on",
     "keep": "leave the lab up afterwards (a lab that was already up always stays up)",
     "infra": "lab (default) or digitalocean (reads `pulumi stack output`)",
@@ -48,8 +49,14 @@ def _run(phases: str, config=None, target=None, defects=None, keep=False, infra=
         raise Exit(f"--infra must be lab or digitalocean (got {infra!r})", code=2)
     if defects and infra != "lab":
         raise Exit("--defects seeds the bundled reference peer and only works on the lab", code=2)
-    if target is not None and not Path(target).is_file():
-        raise Exit(f"--target {target}: no such file", code=2)
+    if target is not None:
+        from shipgate.campaign import Console
+        from shipgate.target.releases import ReleaseError, target_argument
+
+        try:
+            target, _release = target_argument(target, progress=Console())
+        except ReleaseError as exc:
+            raise Exit(str(exc), code=2) from None
     p4: dict = {"faults": list(fault) if fault else None, "cycles": cycles, "writes": writes, "seed": seed,
                 "skew_offset": skew, "topology": topology}
     if soak:

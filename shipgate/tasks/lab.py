@@ -6,8 +6,6 @@ its job (not root, a tool missing, a build that failed, a teardown that left som
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
@@ -20,20 +18,24 @@ def _defects(value: str | None) -> list[str]:
 
 @task(help={
     "name": NAME_HELP,
-    "target": "path of a real ai-memory binary (default: the bundled reference peer)",
+    "target": "ai-memory@X.Y.Z (a crates.io release from the release cache, built when missing) or the path of "
+              "an ai-memory binary (default: the bundled reference peer)",
     "defects": "comma list of seeded reference-peer defects to switch on (AI_MEMORY_REF_DEFECTS on every host)",
 })
 def up(c, name="sg", target=None, defects=None):
     """Build the lab: node-a/b/c, chaos and pg as network namespaces with their own sshd (harmless if up)."""
     import time
 
+    from shipgate.campaign import Console
     from shipgate.lab import LabError, LabNameError
     from shipgate.lab import up as lab_up
+    from shipgate.target.releases import ReleaseError, target_argument
 
     started = time.monotonic()
     try:
-        inv = lab_up(name, target=Path(target) if target else None, defects=_defects(defects))
-    except (LabError, LabNameError) as exc:
+        path = target_argument(target, progress=Console())[0] if target else None
+        inv = lab_up(name, target=path, defects=_defects(defects))
+    except (LabError, LabNameError, ReleaseError) as exc:
         raise Exit(f"lab.up: {exc}", code=2) from None
     print(f"lab {name} up in {time.monotonic() - started:.2f}s (campaign {inv.campaign_id})")
     print(f"  {'host':8} {'hostname':16} {'public (ssh)':16} {'private (vpc)':16}")

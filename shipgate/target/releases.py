@@ -174,8 +174,8 @@ def find_cargo() -> Path:
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return c
-    raise ReleaseError("cargo not found (not on PATH, nor in ~/.cargo/bin): run `./scripts/setup --rust` "
-                       "to install the Rust toolchain with rustup")
+    raise ReleaseError("cargo not found (not on PATH, nor in ~/.cargo/bin): run `./scripts/install-release VERSION` "
+                       "(it installs Rust with rustup, then builds the release)")
 
 
 def _rustc_version(cargo: Path, toolchain: str | None) -> str | None:

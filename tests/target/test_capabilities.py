@@ -41,7 +41,7 @@ def test_clap_and_argparse_option_lines_are_both_read():
 def test_the_real_release_surface():
     rec = releases.installed(releases.PINNED)
     if rec is None:
-        pytest.fail(f"`./scripts/setup --release {releases.PINNED}` builds the release this test reads")
+        pytest.fail(f"`./scripts/install-release {releases.PINNED}` builds the release this test reads")
     caps = _probe(rec.binary)
     assert caps.version == releases.PINNED
     assert set(caps.subcommands) == set(PROBED)  # 0.6.3 built with sal has every subcommand the gate probes

@@ -1,6 +1,6 @@
 """The release cache: specs, the crates.io index (served on loopback), cargo discovery, adoption and no-op installs.
 
-The real build itself runs in `scripts/setup --release` (CI's real-binary lane); these tests use what it left
+The real build itself runs in `scripts/install-release` (CI's real-binary lane); these tests use what it left
 in the cache and never reach crates.io.
 """
 
@@ -108,13 +108,13 @@ def test_no_cargo_is_one_line_naming_the_fix(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
                          check=True, cwd="/")
-    assert out.stdout.count("\n") == 1 and "./scripts/setup --rust" in out.stdout
+    assert out.stdout.count("\n") == 1 and "./scripts/install-release" in out.stdout
 
 
 def test_cargo_is_found_off_path_in_cargo_home(tmp_path):
     cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
     if not Path(cargo).is_file():
-        pytest.fail("no cargo on this machine: ./scripts/setup --rust installs it")
+        pytest.fail("no cargo on this machine: ./scripts/install-release installs it")
     home = tmp_path / "cargo-home"
     (home / "bin").mkdir(parents=True)
     (home / "bin" / "cargo").symlink_to(cargo)
@@ -129,7 +129,7 @@ def _pinned_binary() -> Path:
     rec = releases.installed(releases.PINNED)
     if rec is None:
         pytest.fail(f"ai-memory {releases.PINNED} is not in the release cache: "
-                    f"`./scripts/setup --release {releases.PINNED}` builds it")
+                    f"`./scripts/install-release {releases.PINNED}` builds it")
     return rec.binary
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 _NAME = "shared"  # spelt once, so this file's own patterns do not match themselves
 OUTSIDE = [
-    re.compile(rf"\.\./{_NAME}\b"),                # ../shared, ../../shared/...
-    re.compile(rf"/work/{_NAME}\b"),               # the development machines' absolute path
-    re.compile(rf"/\s*[\"']{_NAME}[\"']"),         # pathlib: parent / "shared"
+    re.compile(rf"\.\./{_NAME}\b"),  # a relative path up and over
+    re.compile(rf"/work/{_NAME}\b"),  # the development machines' absolute path
+    re.compile(rf"/\s*[\"']{_NAME}[\"']"),  # a pathlib join
 ]
 SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", "runs"}
 

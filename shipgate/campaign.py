@@ -268,12 +268,12 @@ def _choose_provider(opts: CampaignOptions) -> tuple[Literal["lab", "digitalocea
     try:
         outputs = do.read_stack_outputs(stack=stack)
     except do.PulumiFailed as exc:
-        if do.no_such_stack(exc):
+        if do.no_such_stack(exc) and not opts.stack:
             which = f"no Pulumi stack {stack}" if stack else "no Pulumi stack selected"
             return "lab", f"auto: {which}; --infra digitalocean to use one", None, None
         raise CampaignError(f"cannot tell whether a Pulumi stack is up ({exc}); give --infra lab or "
                             "--infra digitalocean") from None
-    if not outputs:
+    if not outputs and not opts.stack:
         return "lab", f"auto: Pulumi stack {stack or '(selected)'} has no outputs (not up)", None, None
     how = "--stack" if opts.stack else "--campaign-id" if opts.campaign_id else "the selected Pulumi stack"
     return "digitalocean", f"auto: {how} has outputs; --infra lab to use the lab", outputs, stack
@@ -308,6 +308,11 @@ def _wanted(opts: CampaignOptions, sha256: str | None) -> TargetRef:
 def _prepare_lab(opts: CampaignOptions, settings: GateSettings, why: str) -> Plan:
     from shipgate import lab
     from shipgate.lab.system import preflight
+
+    cloud = [f for f, v in (("--stack", opts.stack), ("--ssh-key", opts.ssh_key), ("--destroy", opts.destroy)) if v]
+    if cloud:
+        raise CampaignError(f"{', '.join(cloud)}: DigitalOcean option(s), but the campaign would run on the lab "
+                            f"({why or 'lab'}); `pulumi up` a stack first, or leave them out")
 
     try:
         lab.LabLayout(opts.lab_name)

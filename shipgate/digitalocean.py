@@ -263,7 +263,7 @@ def pulumi_executable(pulumi: str = "pulumi") -> str:
     if found is None:
         raise PulumiNotFound(
             f"the pulumi CLI ({pulumi!r}) is not on PATH. Install it (https://www.pulumi.com/docs/install/), "
-            "or run the gate on the lab (no --infra) which needs no cloud account."
+            "or run the gate on the lab (--infra lab), which needs no cloud account."
         )
     return found
 

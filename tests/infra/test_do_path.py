@@ -105,13 +105,13 @@ def test_the_stack_is_named_or_found_from_the_campaign(pulumi: Path, operator: d
 
 
 def test_without_a_stack_that_is_up_the_gate_uses_the_lab_and_says_why(pulumi: Path, operator: dict) -> None:
-    plan = prepare(_opts(operator, target=None))
+    plan = prepare(_opts(operator, target=None, ssh_key=None))
     assert plan.provider == "lab" and "no Pulumi stack selected" in plan.where
     _up(pulumi, "campaign-rc-1-2", outputs("rc-1.2"))
     subprocess.run([str(pulumi / "pulumi"), "destroy", "--yes"], check=True, capture_output=True, timeout=30)
-    plan = prepare(_opts(operator, target=None))
+    plan = prepare(_opts(operator, target=None, ssh_key=None))
     assert plan.provider == "lab" and "has no outputs (not up)" in plan.where
-    assert prepare(_opts(operator, target=None, provider="lab")).provider == "lab"
+    assert prepare(_opts(operator, target=None, ssh_key=None, provider="lab")).provider == "lab"
 
 
 def test_a_second_run_on_one_stack_gets_its_own_folder(pulumi: Path, operator: dict) -> None:
@@ -153,3 +153,12 @@ def test_infra_up_says_how_to_run_the_gate_next(pulumi: Path, tmp_path: Path) ->
     assert res.returncode == 0, res.stderr
     assert "next: invoke gate --target <ai-memory binary> --stack campaign-rc-1-2" in res.stdout
     assert json.loads((pulumi / "stacks" / "campaign-rc-1-2.json").read_text())["campaign_id"] == "rc-1.2"
+
+
+def test_cloud_options_are_never_silently_dropped_on_the_lab(pulumi: Path, operator: dict) -> None:
+    """--ssh-key, --destroy or --stack with no stack up: an error naming why the lab was chosen, not a lab run."""
+    with pytest.raises(CampaignError, match=r"--ssh-key, --destroy: DigitalOcean option\(s\), but the campaign "
+                                            r"would run on the lab \(auto: no Pulumi stack selected"):
+        prepare(_opts(operator, destroy=True))
+    with pytest.raises(CampaignError, match="no stack named 'campaign-gone'"):
+        prepare(_opts(operator, stack="campaign-gone"))

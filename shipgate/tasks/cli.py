@@ -11,7 +11,7 @@ parse of the task arguments, the `--help TASK` lookup and the execution can be w
 commas, so `--fault a --fault b` and `--fault a,b` mean the same. Invoke's own list flags accept a bare
 `--fault` as an empty list (which read as "every class") and show no value in the help; a Repeatable is
 parsed as a list flag (so a repeat is accepted) but starts with no value (so a bare flag is a parse error),
-and the adopted program's help shows it as `--fault=STRING`.
+and `adopt_program` wraps invoke's `ParserContext.help_for` so the help shows it as `--fault=STRING`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Repeatable(Argument):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(kind=list, **kwargs)
         self.raw_value = self._value = None  # invoke starts list flags at []: then a bare flag passes unseen
+
+    def __repr__(self) -> str:
+        return repr(f"--{self.name.replace('_', '-')}")  # invoke's parse errors quote flags by repr
 
     def set_value(self, value: Any, cast: bool = True) -> None:
         self.raw_value = value

@@ -42,8 +42,7 @@ class PhaseContext:
         return self.inventory.hosts[host].hostname
 
     def target_ref(self) -> TargetRef:
-        t = self.inventory.target
-        return TargetRef(kind=t.kind, version=t.version, git_ref=t.git_ref)
+        return TargetRef.of(self.inventory.target)
 
 
 class Checks:

@@ -22,12 +22,12 @@ What a lab named N is made of (everything derives from N, see layout.py):
     asked, AI_MEMORY_REF_DEFECTS through sshd's SetEnv.
 """
 
-from shipgate.lab.build import up
+from shipgate.lab.build import check_defects, installed_target_sha256, up
 from shipgate.lab.layout import LabLayout, LabNameError
 from shipgate.lab.models import HostStatus, LabStatus, Teardown
 from shipgate.lab.status import load, status
 from shipgate.lab.system import LabError
 from shipgate.lab.teardown import down
 
-__all__ = ["HostStatus", "LabError", "LabLayout", "LabNameError", "LabStatus", "Teardown", "down", "load",
-           "status", "up"]
+__all__ = ["HostStatus", "LabError", "LabLayout", "LabNameError", "LabStatus", "Teardown", "check_defects", "down",
+           "installed_target_sha256", "load", "status", "up"]

@@ -53,8 +53,7 @@ class PhaseContext:
         return None if caps is None else caps.subcommands.get("serve", [])
 
     def target_ref(self) -> TargetRef:
-        t = self.inventory.target
-        return TargetRef(kind=t.kind, version=t.version, git_ref=t.git_ref)
+        return TargetRef.of(self.inventory.target)
 
 
 class Checks:

@@ -263,7 +263,7 @@ def pulumi_executable(pulumi: str = "pulumi") -> str:
     if found is None:
         raise PulumiNotFound(
             f"the pulumi CLI ({pulumi!r}) is not on PATH. Install it (https://www.pulumi.com/docs/install/), "
-            "or run the gate on the lab (no --infra) which needs no cloud account."
+            "or run the gate on the lab (--infra lab), which needs no cloud account."
         )
     return found
 
@@ -349,6 +349,21 @@ def load_inventory(
 def stack_name_for(campaign_id: str) -> str:
     """The Pulumi stack name used for a campaign (one stack per campaign)."""
     return f"campaign-{campaign_slug(campaign_id)}"
+
+
+def selected_stack(*, cwd: Path | None = None, timeout_s: float = DEFAULT_PULUMI_TIMEOUT_S,
+                   pulumi: str = "pulumi") -> str:
+    """The name of the project's currently selected stack (`pulumi stack --show-name`)."""
+    proc = run_pulumi(["stack", "--show-name"], cwd=cwd, timeout_s=timeout_s, capture=True, pulumi=pulumi)
+    name = proc.stdout.strip().splitlines()[-1].strip() if proc.stdout.strip() else ""
+    if not name:
+        raise PulumiFailed("`pulumi stack --show-name` printed no stack name")
+    return name
+
+
+def no_such_stack(err: PulumiFailed) -> bool:
+    """Whether a pulumi failure only says there is no such (or no selected) stack."""
+    return "no stack" in str(err).lower()
 
 
 def set_stack_config(

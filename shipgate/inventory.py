@@ -72,18 +72,37 @@ class PostgresEndpoint(BaseModel):
         return f"postgres://{self.user}:***@{self.host}:{self.port}/{self.database}{suffix}"
 
 
+TargetKind = Literal["refpeer", "binary", "release"]
+
+
 class Target(BaseModel):
-    """The program under test: the bundled reference peer or a real `ai-memory` binary."""
+    """The program under test: the bundled reference peer, a real `ai-memory` binary given by path, or a
+    named real release (`ai-memory@X.Y.Z`, installed by the gate; its installer is not built yet)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["refpeer", "binary"]
+    kind: TargetKind
     path: Path = Field(description="operator-side path of what gets installed as `ai-memory` on the hosts")
     version: str | None = Field(None, description="`ai-memory --version` as read back from a host after install")
     git_ref: str | None = Field(None, description="the release candidate's git ref or commit, when known")
     defects: list[str] = Field(default_factory=list, description="seeded reference-peer defects switched on")
     capabilities: Capabilities | None = Field(
         None, description="what the binary's own --help says it can do, probed on node-a at install")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
+                               description="sha256 of the file installed as `ai-memory` (binary and release kinds)")
+    release: str | None = Field(None, description="the release asked for by name, e.g. ai-memory@0.6.3")
+    commit: str | None = Field(None, description="the commit the binary was built from (build provenance)")
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a target file: two paths, or one path rebuilt, are the same target only when equal."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Inventory(BaseModel):

@@ -120,6 +120,81 @@ def parse_phases(text: str) -> list[int]:
         raise SettingsError(f"--phases takes a comma list of 1,2,3,4 (got {text!r})") from None
 
 
+def parse_faults(text: str) -> list[str]:
+    """'a,b' (or repeated flags, joined with commas) -> ['a', 'b']; unknown and empty names are refused."""
+    names = [f.strip() for f in text.split(",")]
+    if not any(names):
+        raise SettingsError(f"--fault takes a fault class or a comma list of them (known: {', '.join(FAULT_CLASSES)})")
+    bad = [f for f in names if f not in FAULT_CLASSES]
+    if bad:
+        raise SettingsError(f"unknown fault class {', '.join(bad)} "
+                            f"(known: {', '.join(FAULT_CLASSES)})")
+    return list(dict.fromkeys(names))
+
+
+PHASE4_FLAGS: tuple[str, ...] = ("fault", "cycles", "writes", "seed", "soak", "skew", "topology")
+SOAK_SHAPE: dict[str, int] = {"cycles": 200, "writes": 100}
+
+
+def flag_overrides(*, phases: str | None = None, fault: str | None = None, cycles: int | None = None,
+                   writes: int | None = None, seed: int | None = None, soak: bool = False, skew: str | None = None,
+                   topology: str | None = None) -> dict:
+    """The overrides of the flags the user actually gave (None / False: not given), for `load_settings`.
+
+    `--soak` is the 200 x 100 shape; an explicit `--cycles` or `--writes` beside it wins, and is checked like
+    any other (`--soak --cycles 0` is refused exactly as `--cycles 0` is). Phase-4 flags without phase 4
+    among the phases given on the command line are a mistake, not silently ignored.
+    """
+    out: dict = {}
+    if phases is not None:
+        out["phases"] = parse_phases(phases)
+    p4: dict = dict(SOAK_SHAPE) if soak else {}
+    if fault is not None:
+        p4["faults"] = parse_faults(fault)
+    for key, value in (("cycles", cycles), ("writes", writes), ("seed", seed), ("skew_offset", skew),
+                       ("topology", topology)):
+        if value is not None:
+            p4[key] = value
+    if p4:
+        out["phase4"] = p4
+        if "phases" in out and 4 not in out["phases"]:
+            given = [f"--{f}" for f, v in (("fault", fault), ("cycles", cycles), ("writes", writes), ("seed", seed),
+                                           ("soak", soak or None), ("skew", skew), ("topology", topology))
+                     if v is not None]
+            raise SettingsError(f"{', '.join(given)}: phase-4 setting(s), but --phases {phases} does not run phase 4")
+    return out
+
+
+def release_shape_gaps(settings: GateSettings) -> list[str]:
+    """Why these settings fall short of the release shape (the gate's defaults); [] when they do not.
+
+    The release shape: all four phases, every fault class, cycles x writes at least the default 50 x 100,
+    and no pass threshold looser than its default. Only a run of that shape can clear a release.
+    """
+    gaps: list[str] = []
+    missing = [p for p in (1, 2, 3, 4) if p not in settings.phases]
+    if missing:
+        gaps.append(f"phase{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not run")
+    p4, ref = settings.phase4, GateSettings()
+    if 4 in settings.phases:
+        absent = [f for f in FAULT_CLASSES if f not in p4.faults]
+        if absent:
+            gaps.append(f"fault class{'es' if len(absent) > 1 else ''} {', '.join(absent)} not run")
+        if p4.cycles < ref.phase4.cycles or p4.writes < ref.phase4.writes:
+            gaps.append(f"{p4.cycles} cycles x {p4.writes} writes is below the release shape "
+                        f"{ref.phase4.cycles} x {ref.phase4.writes}")
+    looser = [(2, "phase2.agents", len(settings.phase2.agents), len(ref.phase2.agents), min),
+              (2, "phase2.writes_per_agent", settings.phase2.writes_per_agent, ref.phase2.writes_per_agent, min),
+              (2, "phase2.min_node_fraction", settings.phase2.min_node_fraction, ref.phase2.min_node_fraction, min),
+              (3, "phase3.rows", settings.phase3.rows, ref.phase3.rows, min),
+              (4, "phase4.min_bound", p4.min_bound, ref.phase4.min_bound, min),
+              (4, "phase4.max_lost", p4.max_lost, ref.phase4.max_lost, max)]
+    for phase, name, value, default, looser_of in looser:
+        if phase in settings.phases and looser_of(value, default) != default:
+            gaps.append(f"{name} {value} is looser than the release's {default}")
+    return gaps
+
+
 def load_settings(config: Path | None = None, overrides: dict | None = None) -> GateSettings:
     """Defaults <- TOML file <- overrides (nested dict, e.g. {"phase4": {"cycles": 5}})."""
     data: dict = {}
@@ -135,9 +210,15 @@ def load_settings(config: Path | None = None, overrides: dict | None = None) -> 
             data.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
         elif value is not None:
             data[key] = value
+    given = {(key, *((k,) if isinstance(v, dict) else ())) for key, value in (overrides or {}).items()
+             if value is not None for k, v in (value.items() if isinstance(value, dict) else [(None, value)])
+             if v is not None}
     try:
         return GateSettings.model_validate(data)
     except ValidationError as exc:
-        where = f"in {config}" if config else "in the flags"
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise SettingsError(f"bad settings {where}: {problems}") from None
+        problems = []
+        for e in exc.errors():
+            loc = tuple(str(p) for p in e["loc"])
+            source = "the flags" if loc[:1] in given or loc[:2] in given else (str(config) if config else "the flags")
+            problems.append(f"{'.'.join(loc)}: {e['msg']} (from {source})")
+        raise SettingsError(f"bad settings: {'; '.join(problems)}") from None

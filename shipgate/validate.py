@@ -200,6 +200,43 @@ def validate_run(run_dir: str | Path, schema_dir: Path = SCHEMA_DIR) -> list[Pro
     return problems
 
 
+def missing_evidence(run_dir: str | Path) -> list[Problem]:
+    """What the folder lacks against what its campaign requested: the summary, the inventory (gate runs: it
+    names what ran where) and every expected artifact of every requested phase. A folder with none of them
+    is no evidence, however valid the files it does hold."""
+    run_dir = Path(run_dir)
+    name = "campaign-summary.json"
+    path = run_dir / name
+    if not path.is_file():
+        return [Problem(name, "", "missing: without the summary nothing says what the campaign requested")]
+    try:
+        summary = CampaignSummary.load(path)
+    except (ValidationError, ValueError, OSError):
+        return []  # validate_run names why it does not load
+    problems: list[Problem] = []
+    if summary.source == "gate" and not (run_dir / "inventory.json").is_file():
+        problems.append(Problem("inventory.json", "", "missing: the hosts and target the campaign ran on are "
+                                                      "not recorded"))
+    for phase in summary.phases_requested:
+        try:
+            names = expected_artifacts(phase)
+        except ValueError:
+            continue  # named by the cross-check
+        for artifact in names:
+            if not (run_dir / artifact).is_file():
+                problems.append(Problem(artifact, "", f"missing: phase {phase} was requested and left no evidence"))
+    return problems
+
+
+def check_run(run_dir: str | Path, schema_dir: Path = SCHEMA_DIR) -> list[Problem]:
+    """`invoke validate`: every artifact valid (validate_run) and nothing the campaign requested missing."""
+    problems = validate_run(run_dir, schema_dir)
+    if Path(run_dir).is_dir():
+        seen = {p.file for p in problems}
+        problems += [p for p in missing_evidence(run_dir) if p.file not in seen]
+    return problems
+
+
 def _cross_check(summary: CampaignSummary, loaded: dict[str, Any]) -> list[Problem]:
     """The summary may not claim more than the phase artifacts on disk support."""
     name = "campaign-summary.json"

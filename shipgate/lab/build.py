@@ -33,6 +33,7 @@ from shipgate.inventory import (
     PostgresEndpoint,
     SshSettings,
     Target,
+    file_sha256,
 )
 from shipgate.lab import layout as L
 from shipgate.lab.models import LabState
@@ -394,8 +395,11 @@ def _start_postgres(layout: L.LabLayout, unshare_pid: int, password: str) -> int
     server = PostgresServer(
         layout.pg_data, listen=layout.host("pg").private_address, port=L.PG_PORT,
         # All of the host's namespaces, PID included: the loader resolves $ORIGIN (the wheel's RPATH)
-        # through /proc/self, which only works inside the PID namespace /proc belongs to.
-        run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--"],
+        # through /proc/self, which only works inside the PID namespace /proc belongs to. And the host's root
+        # directory: entering a mount namespace resets the root to the namespace's own, which is not the
+        # lab's when the lab runs in a chroot (a container, a fresh-machine root).
+        run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--root",
+                    "--wd", "--"],
         allow_cidrs=[layout.vpc_cidr],
     )
     server.start(timeout=30)
@@ -422,7 +426,7 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
     if campaign_id is not None and not CAMPAIGN_ID_RE.match(campaign_id):
         raise LabError(f"campaign id {campaign_id!r} must be 1-63 chars of lowercase letters, digits, '.', '_' "
                        "or '-', starting with a letter or digit")
-    defects = _check_defects(defects, target)
+    defects = check_defects(defects, target)
     if target is not None:
         target = Path(target).expanduser().resolve()
         if not target.is_file() or not os.access(target, os.X_OK):
@@ -436,9 +440,9 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
         if state is not None:
             layout = L.LabLayout(name, state.slot)
             inv = inventory_from_state(state)
-            wanted_kind = "refpeer" if target is None else "binary"
-            same_target = (inv.target.kind == wanted_kind and inv.target.defects == defects
-                           and (target is None or inv.target.path == target))
+            same_kind = (inv.target.kind == "refpeer") == (target is None)
+            same_target = (same_kind and inv.target.defects == defects
+                           and installed_target_sha256(name) == (None if target is None else file_sha256(target)))
             if same_target and state_is_running(layout, state):
                 if campaign_id and campaign_id != inv.campaign_id:
                     inv = inv.model_copy(update={"campaign_id": campaign_id})
@@ -455,7 +459,18 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
             raise
 
 
-def _check_defects(defects: list[str] | tuple[str, ...], target: Path | None) -> list[str]:
+def installed_target_sha256(name: str) -> str | None:
+    """sha256 of the target file the running lab `name` installed on its hosts (None: the reference peer's
+    launcher, or nothing installed). A path names a file, not its content: a rebuilt binary is another target."""
+    layout = L.LabLayout(name)
+    state = read_state(layout)
+    if state is None or inventory_from_state(state).target.kind == "refpeer":
+        return None
+    copy = layout.host("node-a").bin_dir / "ai-memory"
+    return file_sha256(copy) if copy.is_file() else None
+
+
+def check_defects(defects: list[str] | tuple[str, ...], target: Path | None) -> list[str]:
     """Seeded defects exist only in the reference peer; a typo must fail here, not silently run clean."""
     names = [d.strip() for d in defects if d.strip()]
     if not names:

@@ -55,8 +55,10 @@ from shipgate.models.summary import (
     PhaseResult,
     ReleasePhase,
     ReleaseSummary,
+    RunShape,
     UpstreamFile,
     UpstreamProvenance,
+    VerdictScope,
     wall_human,
 )
 
@@ -67,7 +69,7 @@ __all__ = [
     "FalseRedRate", "FaultResult", "FieldMismatch", "FoundCheck", "InventoryRecord", "MigrateReport",
     "NamespaceCount", "OpType", "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report",
     "Phase3Report", "Phase4Report", "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus",
-    "ProbeResult", "Quantiles", "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "SelftestCell",
+    "ProbeResult", "Quantiles", "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "RunShape", "SelftestCell",
     "SelftestReport", "SelftestRow", "Source", "Stats", "TargetRef", "TierCount", "Timing", "UpstreamFile",
-    "UpstreamProvenance", "artifact_for", "check_reasons", "phase_status", "redact_url", "wall_human",
+    "UpstreamProvenance", "VerdictScope", "artifact_for", "check_reasons", "phase_status", "redact_url", "wall_human",
 ]

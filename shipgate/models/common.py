@@ -138,12 +138,26 @@ class Timing(ArtifactModel):
 
 
 class TargetRef(ArtifactModel):
-    """What was under test, as read back from the hosts."""
+    """What was under test: its kind, what the hosts said it is, and where it came from."""
 
-    kind: str | None = Field(None, description="refpeer or binary")
+    kind: Literal["refpeer", "binary", "release"] | None = Field(
+        None, description="refpeer (the bundled reference peer), binary (a file given by path) or release "
+                          "(a named real release)")
     version: str | None = Field(None, description="`ai-memory --version` as printed")
     git_ref: str | None = None
     commit: str | None = None
+    path: str | None = Field(None, description="operator-side path of the installed file")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the installed file")
+    defects: list[str] = Field(default_factory=list, description="seeded reference-peer defects switched on")
+    release: str | None = Field(None, description="the release asked for by name, e.g. ai-memory@0.6.3")
+
+    @classmethod
+    def of(cls, target: Any) -> TargetRef:
+        """From an inventory `Target` (duck-typed: this module knows nothing of the inventory)."""
+        kind = target.kind if target.kind in ("refpeer", "binary", "release") else None
+        return cls(kind=kind, version=target.version, git_ref=target.git_ref, commit=target.commit,
+                   path=str(target.path) if target.kind != "refpeer" else None, sha256=target.sha256,
+                   defects=list(target.defects), release=target.release)
 
 
 class Quantiles(ArtifactModel):

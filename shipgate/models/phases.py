@@ -234,7 +234,24 @@ class ContentComparison(ArtifactModel):
     identical: int = Field(ge=0)
     missing: list[str] = Field(default_factory=list, description="ids in the source, absent in the destination")
     unexpected: list[str] = Field(default_factory=list, description="ids in the destination only")
-    mismatched: list[FieldMismatch] = Field(default_factory=list)
+    mismatched: list[FieldMismatch] = Field(
+        default_factory=list, description="a sample of the field mismatches (the first 50); the totals are "
+                                          "mismatched_rows and mismatched_fields")
+    mismatched_rows: int | None = Field(None, ge=0, description="rows present on both sides that differ")
+    mismatched_fields: int | None = Field(None, ge=0, description="field mismatches over all rows")
+
+    @model_validator(mode="after")
+    def _totals(self) -> Self:
+        if self.mismatched_fields is not None and self.mismatched_fields < len(self.mismatched):
+            raise ValueError(f"mismatched_fields {self.mismatched_fields} is below the {len(self.mismatched)} listed")
+        return self
+
+    @property
+    def rows_differing(self) -> int:
+        """Rows that differ, from the full count when recorded (never the length of the capped sample)."""
+        if self.mismatched_rows is not None:
+            return self.mismatched_rows
+        return max(0, self.compared - self.identical - len(self.missing))
 
 
 class Phase3Report(PhaseReportBase):

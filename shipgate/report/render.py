@@ -28,7 +28,16 @@ from shipgate.report.junit import JCase, JSuite, write_junit
 from shipgate.report.load import SUMMARY, PhaseArtifact, RunData, load_run, read_document
 from shipgate.report.markdown import render_markdown
 from shipgate.report.plots import Plot, campaign_plots
-from shipgate.report.summaries import SHORT, Summary, check_counts, summaries, target_name
+from shipgate.report.summaries import (
+    SHORT,
+    Summary,
+    check_counts,
+    decision,
+    scope_headline,
+    sentence,
+    summaries,
+    target_name,
+)
 from shipgate.report.svg import empty_plot
 
 HERE = Path(__file__).parent
@@ -174,8 +183,10 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
                     f"lost {len(fault.lost)}, unexpected {len(fault.unexpected)}, duplicates "
                     f"{len(fault.duplicates)}, bound {fault.convergence_bound}"))
     for leg, comp in getattr(r, "content", {}).items():
+        fields = "" if comp.mismatched_fields is None else f" in {comp.mismatched_fields} fields"
+        sample = f" (first {len(comp.mismatched)} listed)" if len(comp.mismatched) < (comp.mismatched_fields or 0) else ""
         out.append((f"content.{leg}", f"{comp.identical}/{comp.compared} identical, {len(comp.missing)} missing, "
-                    f"{len(comp.unexpected)} unexpected, {len(comp.mismatched)} mismatched"))
+                    f"{len(comp.unexpected)} unexpected, {comp.rows_differing} rows differ{fields}{sample}"))
     return out
 
 
@@ -221,11 +232,25 @@ def one_line_reason(data: RunData) -> str:
     return first + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
 
 
+SCOPE_CLASS = {"release": "release", "partial": "partial", "rehearsal": "rehearsal", "self_test": "self-test"}
+
+
+def scope_class(data: RunData) -> str:
+    """A CSS/marker class for the kind of run: release, partial, rehearsal, self-test, imported or unscoped."""
+    s = data.summary
+    if s is not None and s.scope is not None:
+        return SCOPE_CLASS[s.scope.kind]
+    return "imported" if data.upstream else "unscoped"
+
+
 def _facts(data: RunData) -> list[tuple[str, str]]:
     s, inv = data.summary, data.inventory
     out: list[tuple[str, str]] = [("campaign", data.campaign_id)]
     t = s.target if s else None
-    out.append(("target", target_name(data)))
+    out.append(("scope", scope_headline(data)))
+    out.append(("target", s.scope.target if s and s.scope else target_name(data)))
+    if s is not None and s.scope is not None:
+        out.append(("plan", s.scope.shape.describe()))
     if inv is not None:
         out.append(("target kind", f"{inv.target.kind} ({inv.target.path})"))
         if inv.target.defects:
@@ -237,6 +262,8 @@ def _facts(data: RunData) -> list[tuple[str, str]]:
     out.append(("commit", (t.commit if t else None) or "not recorded"))
     provider = (s.provider if s else None) or (inv.provider if inv else None)
     out.append(("provider", provider or ("not recorded (imported upstream run)" if data.upstream else "not recorded")))
+    if s is not None and s.stack:
+        out.append(("Pulumi stack", s.stack))
     if s is not None:
         out.append(("source", "upstream ship-gate history, re-audited" if s.source == "upstream" else "this gate"))
         if s.started_at:
@@ -297,6 +324,9 @@ def campaign_context(data: RunData) -> dict[str, Any]:
     view = {
         "campaign_id": data.campaign_id,
         "verdict": data.verdict if data.verdict in ("pass", "fail", "error") else "unknown",
+        "scope": scope_class(data),
+        "headline": sentence(scope_headline(data)),
+        "decision": decision(data),
         "reason": one_line_reason(data),
         "exit_code": data.exit_code,
         "completed_at": fmt_time(data.summary.completed_at) if data.summary and data.summary.completed_at else "",
@@ -343,16 +373,29 @@ def junit_suites(data: RunData) -> list[JSuite]:
                 suite.cases.append(JCase("evidence", f"shipgate.{stem}", "error",
                                          r.error or "the report records no checks: no evidence"))
         suites.append(suite)
-    campaign = JSuite(name="campaign", properties={"campaign_id": data.campaign_id})
-    if data.summary is not None:
-        campaign.time_s = data.summary.duration_s
-        campaign.timestamp = data.summary.started_at
+    campaign = JSuite(name="campaign", properties={"campaign_id": data.campaign_id, "scope": scope_class(data),
+                                                   "scope_headline": scope_headline(data)})
+    s = data.summary
+    if s is not None:
+        if s.scope is not None:
+            shape = s.scope.shape
+            campaign.properties.update({
+                "release_decision": str(s.scope.release_decision).lower(), "target": s.scope.target,
+                "phases": ",".join(map(str, shape.phases)), "fault_classes": ",".join(shape.fault_classes),
+                "cycles": "" if shape.cycles is None else str(shape.cycles),
+                "writes": "" if shape.writes is None else str(shape.writes),
+                "seed": "" if shape.seed is None else str(shape.seed)})
+        # The campaign's own steps (provision, install, validate, teardown): the phases have their suites.
+        steps = [v for k, v in s.durations_s.items() if not k.startswith("phase")]
+        campaign.time_s = round(sum(steps), 3) if steps else None
+        campaign.timestamp = s.started_at
     phase_files = {a.name for a in data.phases}
     for issue in data.issues:
         if issue.file not in phase_files:
             campaign.cases.append(JCase(issue.file, "shipgate.campaign", "error", issue.message))
-    campaign.cases.append(JCase("verdict", "shipgate.campaign", data.verdict, one_line_reason(data),
-                                "\n".join(data.reasons)))
+    campaign.cases.append(JCase("verdict", "shipgate.campaign", data.verdict,
+                                f"{scope_headline(data)}: {one_line_reason(data)}",
+                                "\n".join([decision(data), *data.reasons])))
     suites.append(campaign)
     return suites
 
@@ -365,7 +408,9 @@ def render_campaign(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     data = load_run(run_dir)
     page = write_text(run_dir / "index.html", render_campaign_html(data))
-    write_junit(run_dir / "junit.xml", f"ai-memory ship-gate {data.campaign_id}", junit_suites(data))
+    label = data.summary.scope.label if data.summary and data.summary.scope else scope_class(data)
+    write_junit(run_dir / "junit.xml", f"ai-memory ship-gate {data.campaign_id} ({label})", junit_suites(data),
+                time_s=data.summary.duration_s if data.summary else None)
     return page
 
 
@@ -377,13 +422,17 @@ def step_summary(run_dir: Path, limit: int = STEP_SUMMARY_LIMIT) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY: verdict, phases, failing checks; always under `limit` bytes."""
     data = load_run(Path(run_dir))
     icon = {"pass": "✅", "fail": "❌", "error": "⚠️"}.get(data.verdict, "❔")
+    s = data.summary
     head = [f"## {icon} ship-gate {data.verdict.upper()} — `{data.campaign_id}`", "",
+            f"**{_md_cell(sentence(scope_headline(data)))}.** {_md_cell(decision(data))}", "",
             _md_cell(one_line_reason(data)), "",
-            f"Target: {_md_cell(target_name(data))} · provider: "
-            f"{_md_cell((data.summary.provider if data.summary else None) or 'not recorded')} · exit code "
-            f"{data.exit_code if data.exit_code is not None else 'unknown'}", "",
-            "| phase | file | status | ✓ | ✗ | ! | – |", "|---|---|---|---|---|---|---|"]
-    bad: list[str] = []
+            f"Target: {_md_cell(s.scope.target if s and s.scope else target_name(data))} · provider: "
+            f"{_md_cell((s.provider if s else None) or 'not recorded')} · exit code "
+            f"{data.exit_code if data.exit_code is not None else 'unknown'}", ""]
+    if s is not None and s.scope is not None:
+        head += [f"Plan: {_md_cell(s.scope.shape.describe())}", ""]
+    head += ["| phase | file | status | ✓ | ✗ | ! | – |", "|---|---|---|---|---|---|---|"]
+    bad: list[str] = [f"- ! campaign: {_md_cell(s.cause)}"] if s is not None and s.cause else []
     for art in data.phases:
         checks = art.report.checks if art.report else []
         n = {s: sum(c.status == s for c in checks) for s in MARKS}
@@ -429,6 +478,8 @@ class IndexRow:
     campaign_id: str
     href: str
     verdict: str
+    scope: str
+    scope_title: str
     completed_at: str
     target: str
     provider: str
@@ -455,8 +506,8 @@ def _index_row(run_dir: Path) -> IndexRow:
     except OSError:
         mtime = 0.0
     if summary is None:
-        return IndexRow(run_dir.name, href, "error", "—", "—", "—", "—", None, False,
-                        f"{SUMMARY}: {problem}", mtime)
+        return IndexRow(run_dir.name, href, "error", "unscoped", "no readable campaign summary", "—", "—", "—", "—",
+                        None, False, f"{SUMMARY}: {problem}", mtime)
     s: CampaignSummary = summary
     when = s.completed_at or s.started_at
     target = (s.target.version if s.target and s.target.version else None) or s.ai_memory_git_ref or "—"
@@ -465,9 +516,12 @@ def _index_row(run_dir: Path) -> IndexRow:
     reason = "" if s.verdict == "pass" else (reasons[0] if reasons else "no reason recorded")
     if len(reason) > 160:
         reason = reason[:159] + "…"
+    scope = SCOPE_CLASS[s.scope.kind] if s.scope else ("imported" if s.source == "upstream" else "unscoped")
+    if s.scope is not None:
+        target = s.scope.target_name
     return IndexRow(
-        campaign_id=s.campaign_id, href=href, verdict=s.verdict, completed_at=fmt_time(when) if when else "—",
-        target=target, provider=s.provider or ("upstream" if s.source == "upstream" else "—"),
+        campaign_id=s.campaign_id, href=href, verdict=s.verdict, scope=scope, scope_title=s.scope_headline(),
+        completed_at=fmt_time(when) if when else "—", target=target, provider=s.provider or ("upstream" if s.source == "upstream" else "—"),
         phases=_phases_cell(s.phases_run, s.phases_requested),
         upstream_pass=up, differs=up is not None and up != (s.verdict == "pass"), reason=reason,
         sort_key=when.timestamp() if when else mtime,
@@ -499,6 +553,8 @@ def render_index(runs_dir: Path) -> Path:
         counts[r.verdict if r.verdict in counts else "unknown"] += 1
     imported = sum(r.upstream_pass is not None for r in rows)
     differs = sum(r.differs for r in rows)
+    kinds = {k: sum(r.scope == k for r in rows) for k in ("release", "partial", "rehearsal", "self-test", "imported",
+                                                           "unscoped")}
     html = _env().get_template("index.html.j2").render(rows=rows, counts=counts, imported=imported, differs=differs,
-                                                       css=_css(), csp=CSP, rendered_at=_now())
+                                                       kinds=kinds, css=_css(), csp=CSP, rendered_at=_now())
     return write_text(runs_dir / "index.html", html)

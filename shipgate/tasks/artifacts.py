@@ -17,25 +17,28 @@ def schemas(c, out=None):
 
 @task(help={"run_dir": "a run folder, e.g. runs/<campaign-id>"})
 def validate(c, run_dir):
-    """Validate every artifact of a run folder against schemas/; prints `file  /json/pointer  message` per problem.
+    """Check a run folder against schemas/ and against what its campaign requested; prints
+    `file  /json/pointer  message` per problem.
 
-    Exit 0 when the folder is valid, 1 when any artifact has a problem, 2 when the folder does not exist.
+    A missing summary, inventory or requested phase artifact is a problem like an invalid one. Exit 0 when the
+    folder is complete and valid evidence, 2 when it is not (or does not exist). Validation never exits 1: it
+    judges the evidence, not the product; the campaign's verdict is in its campaign-summary.json.
     """
-    from shipgate.validate import validate_run
+    from shipgate.validate import check_run
 
     folder = Path(run_dir)
     if not folder.is_dir():
         raise Exit(f"{run_dir}: no such run folder", code=2)
-    problems = validate_run(folder)
+    problems = check_run(folder)
     for problem in problems:
         print(problem)
     if problems:
-        raise Exit(f"{len(problems)} problem(s) in {run_dir}", code=1)
-    print(f"{run_dir}: every artifact is valid")
+        raise Exit(f"{len(problems)} problem(s) in {run_dir}: not valid evidence", code=2)
+    print(f"{run_dir}: complete and valid: every requested artifact is present and every artifact is valid")
 
 
 @task(help={
-    "src": "folder of upstream run directories (e.g. ../shared/fixtures/upstream-runs), or one run directory",
+    "src": "folder of upstream run directories (e.g. tests/fixtures/upstream/runs), or one run directory",
     "out": "where to write our run folders (default: runs/)",
 })
 def import_upstream(c, src, out="runs"):

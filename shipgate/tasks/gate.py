@@ -7,26 +7,34 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
+from shipgate.tasks.cli import GateTask
+
 COMMON_HELP = {
-    "config": "TOML settings file (sections phase1..phase4; flags override it)",
+    "config": "TOML settings file (sections phase1..phase4; the flags you give override it)",
     "target": "ai-memory@X.Y.Z (a crates.io release, built into the release cache when missing) or the path "
-              "of an ai-memory binary (default: the bundled reference peer)",
+              "of an ai-memory binary (default: the bundled reference peer, lab only)",
     "defects": "lab only: comma list of seeded reference-peer defects to switch on",
     "keep": "leave the lab up afterwards (a lab that was already up always stays up)",
-    "infra": "lab (default) or digitalocean (reads `pulumi stack output`)",
+    "infra": "auto (default: the Pulumi stack when it has outputs, else the lab), lab or digitalocean",
     "lab_name": "name of the lab (prefix of its namespaces), default sg",
-    "campaign_id": "campaign id (default: gate-<utc time>-<random>)",
+    "campaign_id": "campaign id (lab default: gate-<utc time>-<random>; DigitalOcean: the stack's, and with "
+                   "no --stack it selects the stack campaign-<id>)",
     "git_ref": "the release candidate's git ref, recorded in the summary",
-    "fault": "phase 4: a fault class (repeatable): kill_primary_mid_write, partition_minority, "
-             "drop_random_acks, clock_skew_peer",
+    "stack": "DigitalOcean: the Pulumi stack to read (default campaign-<id> with --campaign-id, else the "
+             "selected stack)",
+    "ssh_key": "DigitalOcean: the operator's SSH private key (default $SHIPGATE_SSH_KEY or ~/.ssh/id_ed25519)",
+    "destroy": "DigitalOcean: `pulumi destroy` the stack when the campaign is done (default: it stays up)",
+    "fault": "phase 4: fault class(es), comma list or repeated: kill_primary_mid_write, partition_minority, "
+             "drop_random_acks, clock_skew_peer (default all)",
     "cycles": "phase 4: cycles per fault class (default 50)",
     "writes": "phase 4: writes per cycle (default 100)",
-    "seed": "phase 4: seed of the fault moments (replays a campaign)",
-    "soak": "phase 4: the soak shape, 200 cycles x 100 writes",
+    "seed": "phase 4: seed of the fault moments (replays a campaign; default drawn and shown at the start)",
+    "soak": "phase 4: the soak shape, 200 cycles x 100 writes (--cycles/--writes beside it win)",
     "skew": "phase 4: libfaketime offset of node-c for clock_skew_peer (default +300s)",
     "topology": "phase 4: hosts (default) or local (the upstream shape: three serves on the chaos host)",
     "runs_dir": "where run folders go (default runs/)",
 }
+PHASE4_ONLY = ("fault", "cycles", "writes", "seed", "soak", "skew", "topology")
 
 
 def _int(flag: str, value) -> int | None:
@@ -38,42 +46,48 @@ def _int(flag: str, value) -> int | None:
         raise Exit(f"--{flag} takes a whole number (got {value!r})", code=2) from None
 
 
-def _run(phases: str, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
-         campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False,
-         skew=None, topology=None, runs_dir=None) -> None:
+def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=None, target=None, defects=None,
+         keep=False, infra="auto", lab_name="sg", campaign_id=None, git_ref=None, stack=None, ssh_key=None,
+         destroy=False, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
+         runs_dir=None) -> None:
+    """Settings are the defaults, then --config, then only the flags given (None / False: not given)."""
     from shipgate.campaign import CampaignError, CampaignOptions, run_campaign
-    from shipgate.inventory import CAMPAIGN_ID_RE
-    from shipgate.settings import SettingsError, load_settings, parse_phases
+    from shipgate.settings import SettingsError, flag_overrides, load_settings
 
-    if infra not in ("lab", "digitalocean"):
-        raise Exit(f"--infra must be lab or digitalocean (got {infra!r})", code=2)
-    if defects and infra != "lab":
+    if infra not in ("auto", "lab", "digitalocean"):
+        raise Exit(f"--infra must be auto, lab or digitalocean (got {infra!r})", code=2)
+    if defects and infra == "digitalocean":
         raise Exit("--defects seeds the bundled reference peer and only works on the lab", code=2)
+    if infra == "lab" and (stack or ssh_key or destroy):
+        given = ", ".join(f"--{n}" for n, v in (("stack", stack), ("ssh-key", ssh_key), ("destroy", destroy)) if v)
+        raise Exit(f"{given}: DigitalOcean option(s), but --infra lab runs on the lab", code=2)
+    release = None
     if target is not None:
         from shipgate.campaign import Console
-        from shipgate.target.releases import ReleaseError, target_argument
+        from shipgate.target.releases import ReleaseError, parse_spec, target_argument
 
         try:
-            target, _release = target_argument(target, progress=Console())
+            path, rec = target_argument(target, progress=Console())
         except ReleaseError as exc:
             raise Exit(str(exc), code=2) from None
-    p4: dict = {"faults": list(fault) if fault else None, "cycles": cycles, "writes": writes, "seed": seed,
-                "skew_offset": skew, "topology": topology}
-    if soak:
-        p4.update(cycles=cycles or 200, writes=writes or 100)
+        release = f"ai-memory@{parse_spec(target)}" if rec is not None else None
+        target = str(path)
     try:
-        settings = load_settings(Path(config) if config else None,
-                                 {"phases": parse_phases(phases), "phase4": p4})
+        overrides = flag_overrides(phases=phases, fault=fault, cycles=_int("cycles", cycles),
+                                   writes=_int("writes", writes), seed=_int("seed", seed), soak=soak, skew=skew,
+                                   topology=topology)
+        if fixed_phases is not None:
+            overrides["phases"] = fixed_phases
+        settings = load_settings(Path(config) if config else None, overrides)
     except SettingsError as exc:
         raise Exit(str(exc), code=2) from None
     opts = CampaignOptions(settings=settings, provider=infra, lab_name=lab_name,
-                           target=Path(target).resolve() if target else None,
-                           defects=[d for d in (defects or "").split(",") if d], keep=keep,
-                           campaign_id=campaign_id, git_ref=git_ref)
+                           target=Path(target).absolute() if target else None,
+                           defects=[d.strip() for d in (defects or "").split(",") if d.strip()], keep=keep,
+                           campaign_id=campaign_id, git_ref=git_ref, stack=stack, release=release,
+                           ssh_key=Path(ssh_key).expanduser() if ssh_key else None, destroy=destroy)
     if runs_dir:
         opts.runs_dir = Path(runs_dir).resolve()
-    if campaign_id and not CAMPAIGN_ID_RE.match(campaign_id):
-        raise Exit(f"--campaign-id {campaign_id!r}: use 1-63 lowercase letters, digits, '.', '_' or '-'", code=2)
     try:
         summary = run_campaign(opts)
     except CampaignError as exc:
@@ -81,51 +95,57 @@ def _run(phases: str, config=None, target=None, defects=None, keep=False, infra=
     raise Exit(code=summary.exit_code)
 
 
-@task(help={"phases": "comma list of phases to run (default 1,2,3,4)", **COMMON_HELP}, iterable=["fault"])
-def gate(c, phases="1,2,3,4", config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg",
+LONG_ONLY = ("stack", "ssh_key", "destroy")
+
+
+@task(klass=GateTask, repeatable=["phases", "fault"], long_only=LONG_ONLY,
+      help={"phases": "phases to run, comma list or repeated (default 1,2,3,4, or the config file's)",
+            **COMMON_HELP})
+def gate(c, phases=None, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg",
          campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None,
-         topology=None, runs_dir=None):
-    """Run the gate: lab (or --infra digitalocean) -> phases -> validate -> summary -> report -> teardown.
+         topology=None, runs_dir=None, stack=None, ssh_key=None, destroy=False):
+    """Run the gate: hosts (lab, or the Pulumi stack) -> phases -> validate -> summary -> report -> teardown.
 
-    Exit code 0 pass, 1 fail (the product broke an invariant), 2 error (the gate could not tell).
-    Results land in runs/<campaign-id>/.
+    The first lines say what will run (target, phases, fault classes, cycles x writes, seed, where) and the
+    scope of the verdict: only all four phases, every fault class and 50 x 100 or more against a real target
+    can clear a release. Exit code 0 pass, 1 fail (the product broke an invariant), 2 anything else (the gate
+    could not tell, or a usage mistake). Results land in runs/<campaign-id>/.
     """
-    _run(phases, config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
-         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology, runs_dir)
+    _run(phases, config=config, target=target, defects=defects, keep=keep, infra=infra, lab_name=lab_name,
+         campaign_id=campaign_id, git_ref=git_ref, stack=stack, ssh_key=ssh_key, destroy=destroy, fault=fault,
+         cycles=cycles, writes=writes, seed=seed, soak=soak, skew=skew, topology=topology, runs_dir=runs_dir)
 
 
-P123_HELP = {k: COMMON_HELP[k] for k in
-             ("config", "target", "defects", "keep", "infra", "lab_name", "campaign_id", "git_ref", "runs_dir")}
+P123_HELP = {k: COMMON_HELP[k] for k in COMMON_HELP if k not in PHASE4_ONLY}
 
 
-@task(help=P123_HELP)
-def phase1(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None, runs_dir=None):
-    """Phase 1 alone: functional checks on each node, in parallel."""
-    _run("1", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
+def _phase_task(n: int, doc: str):
+    def body(c, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg", campaign_id=None,
+             git_ref=None, runs_dir=None, stack=None, ssh_key=None, destroy=False):
+        _run(None, [n], config=config, target=target, defects=defects, keep=keep, infra=infra, lab_name=lab_name,
+             campaign_id=campaign_id, git_ref=git_ref, stack=stack, ssh_key=ssh_key, destroy=destroy,
+             runs_dir=runs_dir)
+
+    body.__name__ = body.__qualname__ = f"phase{n}"
+    body.__doc__ = doc
+    return task(klass=GateTask, long_only=LONG_ONLY, help=dict(P123_HELP))(body)
 
 
-@task(help=P123_HELP)
-def phase2(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None, runs_dir=None):
-    """Phase 2 alone: federation burst, quorum probes, polled convergence."""
-    _run("2", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
+phase1 = _phase_task(1, "Phase 1 alone: functional checks on each node, in parallel (a partial gate).")
+phase2 = _phase_task(2, "Phase 2 alone: federation burst, quorum probes, polled convergence (a partial gate).")
+phase3 = _phase_task(3, "Phase 3 alone: SQLite -> Postgres -> SQLite migration, compared record by record "
+                        "(a partial gate).")
 
 
-@task(help=P123_HELP)
-def phase3(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
-           git_ref=None, runs_dir=None):
-    """Phase 3 alone: SQLite -> Postgres -> SQLite migration with a record-by-record comparison."""
-    _run("3", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, runs_dir=runs_dir)
-
-
-@task(help=COMMON_HELP, iterable=["fault"])
-def phase4(c, config=None, target=None, defects=None, keep=False, infra="lab", lab_name="sg", campaign_id=None,
+@task(klass=GateTask, repeatable=["fault"], long_only=LONG_ONLY, help=dict(COMMON_HELP))
+def phase4(c, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg", campaign_id=None,
            git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
-           runs_dir=None):
-    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew); e.g. --fault partition_minority."""
-    _run("4", config, target, defects, keep, infra, lab_name, campaign_id, git_ref, fault,
-         _int("cycles", cycles), _int("writes", writes), _int("seed", seed), soak, skew, topology, runs_dir)
+           runs_dir=None, stack=None, ssh_key=None, destroy=False):
+    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew), e.g. --fault partition_minority
+    or --fault partition_minority,drop_random_acks (a partial gate)."""
+    _run(None, [4], config=config, target=target, defects=defects, keep=keep, infra=infra, lab_name=lab_name,
+         campaign_id=campaign_id, git_ref=git_ref, stack=stack, ssh_key=ssh_key, destroy=destroy, fault=fault,
+         cycles=cycles, writes=writes, seed=seed, soak=soak, skew=skew, topology=topology, runs_dir=runs_dir)
 
 
 SELFTEST_HELP = {

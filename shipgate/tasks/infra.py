@@ -102,7 +102,9 @@ def up(
         do.pulumi_up(stack=name, timeout_s=_seconds("timeout", timeout))
     except do.DigitalOceanError as err:
         raise Exit(f"infra.up: {err}", code=2) from None
-    print(f"infra.up: stack {name or '(current)'} is up; next: invoke gate --infra digitalocean")
+    where = f" --stack {name}" if name else ""
+    print(f"infra.up: stack {name or '(the selected one)'} is up; next: invoke gate --target <ai-memory binary>"
+          f"{where} (the gate runs on a stack that has outputs; `invoke infra.down{where}` destroys it)")
 
 
 @task(

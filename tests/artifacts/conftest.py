@@ -5,17 +5,24 @@ from pathlib import Path
 import pytest
 
 from shipgate.atomic import write_json, write_jsonl
+from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
 from shipgate.models import (
     CampaignSummary,
     Check,
     CycleRecord,
+    InventoryRecord,
     OperationEvent,
     Phase1NodeReport,
     Phase2Report,
     Phase3Report,
     Phase4Report,
+    TargetRef,
+    VerdictScope,
 )
+from shipgate.settings import load_settings
 from shipgate.verdict import campaign_verdict
+
+SHA = "ab" * 32
 
 
 def phase_reports() -> dict[str, object]:
@@ -48,11 +55,21 @@ def write_gate_run(run: Path) -> Path:
     write_jsonl(run / "history" / "phase4-kill_primary_mid_write-cycles.jsonl", [
         CycleRecord(cycle=0, fault="kill_primary_mid_write", writes=3, ok=3, quorum_not_met=0, fail=0),
     ])
+    target = Target(kind="binary", path=Path("/opt/ai-memory"), version="ai-memory 0.7.0", git_ref="v0.7.0",
+                    sha256=SHA)
+    hosts = {n: Host(name=n, hostname=f"lab-{n}", public_address=f"10.251.0.{i}", private_address=f"10.250.0.{i}")
+             for i, n in enumerate(("node-a", "node-b", "node-c", "chaos"), start=10)}
+    inventory = Inventory(campaign_id=run.name, provider="lab", hosts=hosts,
+                          ssh=SshSettings(key_path=Path("/k"), known_hosts=Path("/kh")),
+                          postgres=PostgresEndpoint(host="10.250.0.20", database="d", user="u", password="pw"),
+                          target=target, vpc_cidr="10.250.0.0/24")
+    write_json(run / "inventory.json", InventoryRecord.from_inventory(inventory))
     v = campaign_verdict([1, 2, 3, 4], reports)
+    ref = TargetRef.of(target)
     write_json(run / "campaign-summary.json", CampaignSummary(
         campaign_id=run.name, overall_pass=v.status == "pass", phases=list(reports.values()), verdict=v.status,
         exit_code=v.exit_code, reasons=v.reasons, phases_requested=[1, 2, 3, 4], phases_run=v.phases_run,
-        phase_results=v.phase_results))
+        phase_results=v.phase_results, target=ref, scope=VerdictScope.of(ref, load_settings())))
     return run
 
 

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from hypothesis import strategies as st
 from pydantic import BaseModel, JsonValue
 
-from shipgate.models import EXIT_CODES, CampaignSummary, PhaseReportBase, phase_status
+from shipgate.models import (
+    EXIT_CODES,
+    CampaignSummary,
+    ContentComparison,
+    PhaseReportBase,
+    VerdictScope,
+    phase_status,
+)
 
 ASCII = st.characters(codec="ascii", exclude_categories=("Cc",))
 TEXT = st.text(max_size=12)
@@ -92,8 +99,18 @@ def _fix(cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         data["exit_code"] = EXIT_CODES[data["verdict"]]
         if data["verdict"] == "pass":
             data["reasons"] = []
+            data["cause"] = None
+        elif data["cause"] is not None:
+            data["reasons"] = [data["cause"], *data["reasons"]]
         if data["source"] == "gate":
             data["overall_pass"] = data["verdict"] == "pass"
+    if issubclass(cls, VerdictScope):
+        real = data["target_kind"] in ("binary", "release")
+        data["kind"] = ("self_test" if data["target_kind"] == "refpeer_defects" else "rehearsal" if not real
+                        else "partial" if data["gaps"] else "release")
+        data["release_decision"] = data["kind"] == "release"
+    if issubclass(cls, ContentComparison) and data["mismatched_fields"] is not None:
+        data["mismatched_fields"] = max(data["mismatched_fields"], len(data["mismatched"]))
     return data
 
 

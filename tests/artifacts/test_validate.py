@@ -120,14 +120,54 @@ def test_invoke_validate_output_and_exit_code(gate_run, broken):
         (gate_run / "phase2.json").write_bytes(b"")
     out = _invoke("validate", str(gate_run))
     if broken:
-        assert out.returncode == 1
+        assert out.returncode == 2
         assert out.stdout.splitlines()[0] == "phase2.json  /  empty file (0 bytes): no evidence"
-        assert "problem(s) in" in out.stderr
+        assert "problem(s) in" in out.stderr and "not valid evidence" in out.stderr
     else:
         assert out.returncode == 0, out.stdout + out.stderr
-        assert "every artifact is valid" in out.stdout
+        assert "complete and valid" in out.stdout
 
 
 def test_invoke_validate_names_a_missing_folder(tmp_path):
     out = _invoke("validate", str(tmp_path / "nope"))
     assert out.returncode == 2 and "no such run folder" in out.stderr
+
+
+def test_a_folder_with_no_evidence_is_not_valid(tmp_path):
+    """Item 10: a startup-error folder (a summary and nothing else) passed as 'every artifact is valid'."""
+    from shipgate.models import CampaignSummary, PhaseResult
+
+    run = tmp_path / "c-empty"
+    run.mkdir()
+    results = [PhaseResult(phase=1, artifact=f"phase1-{n}.json", status="error", reason="artifact missing")
+               for n in ("node-a", "node-b", "node-c")]
+    summary = CampaignSummary(campaign_id="c-empty", overall_pass=False, verdict="error", exit_code=2,
+                              reasons=["the gate failed: LabError: sshd did not come up"], phases_requested=[1],
+                              phases_run=[], phase_results=results)
+    (run / "campaign-summary.json").write_text(summary.to_json())
+    out = _invoke("validate", str(run))
+    assert out.returncode == 2, out.stdout
+    lines = out.stdout.splitlines()
+    assert "inventory.json  /  missing: the hosts and target the campaign ran on are not recorded" in lines
+    for node in ("node-a", "node-b", "node-c"):
+        assert f"phase1-{node}.json  /  missing: phase 1 was requested and left no evidence" in lines
+    assert "every artifact is valid" not in out.stdout and "not valid evidence" in out.stderr
+
+
+def test_a_requested_phase_artifact_missing_is_invalid_even_when_the_summary_admits_it(gate_run):
+    from shipgate.validate import check_run
+
+    (gate_run / "phase4.json").unlink()
+    summary = json.loads((gate_run / "campaign-summary.json").read_text())
+    summary.update(verdict="error", exit_code=2, overall_pass=False, reasons=["phase4.json: error: missing"])
+    (gate_run / "campaign-summary.json").write_text(json.dumps(summary))
+    assert [str(p) for p in check_run(gate_run)] == [
+        "phase4.json  /  missing: phase 4 was requested and left no evidence"]
+
+
+def test_a_folder_without_its_summary_is_invalid(gate_run):
+    from shipgate.validate import check_run
+
+    (gate_run / "campaign-summary.json").unlink()
+    assert [str(p) for p in check_run(gate_run)] == [
+        "campaign-summary.json  /  missing: without the summary nothing says what the campaign requested"]

@@ -6,6 +6,7 @@ assertions read the artifacts the campaign wrote, as a release engineer would.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,16 @@ def test_gate_phases_1_2_3_pass_on_the_reference_peer(tmp_path: Path):
         assert p1.status == "pass" and p1.mcp_tool_count >= 30 and p1.snapshot_count == 1
     assert "***" in (run_dir / "inventory.json").read_text()
     assert not _leftovers("gtok")
+    # issue 14, items 1 and 3: a partial rehearsal on the reference peer says so, first and last
+    lines = [line.split("] ", 1)[-1] for line in res.stderr.splitlines()]
+    assert lines[0].startswith(f"campaign {run_dir.name}: phases 1,2,3; chaos: not requested; target the "
+                               "bundled reference peer (a stand-in that reports")
+    assert lines[1] == "scope: a rehearsal on the bundled reference peer, not a release verdict (phase 4 not run)"
+    verdict = next(line for line in lines if line.startswith("verdict: "))
+    assert verdict.startswith("verdict: PASS (exit 0), a rehearsal on the bundled reference peer")
+    assert summary.scope is not None and summary.scope.kind == "rehearsal" and not summary.scope.release_decision
+    page = (run_dir / "index.html").read_text()
+    assert "Ship it" not in page + res.stderr and "not a release verdict" in page
 
 
 def test_fanout_abort_fails_phase2_naming_nodes_and_missing_writes(tmp_path: Path):
@@ -137,3 +148,27 @@ def test_a_host_lost_mid_phase_is_an_error_naming_it_and_later_phases_do_not_run
     assert by_phase[3].status == "error" and "not run" in (by_phase[3].reason or "")
     assert "node-c" in by_phase[3].reason
     assert not _leftovers("gtcut")
+
+
+def test_phase4_alone_plans_records_and_shows_one_seed(tmp_path: Path):
+    """Issue 14, items 7 and 9: the plan line says what will run (classes, cycles x writes, the seed drawn up
+    front), the summary's settings and phase 4's report record that same seed, and the summaries claim only
+    the class that ran."""
+    res = subprocess.run([sys.executable, "-m", "invoke", "phase4", "--fault", "partition_minority", "--cycles", "2",
+                          "--writes", "20", "--lab-name", "gtp4", "--runs-dir", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = CampaignSummary.load(run_dir / "campaign-summary.json")
+    seed = summary.settings["phase4"]["seed"]
+    assert isinstance(seed, int)
+    first = res.stderr.splitlines()[0].split("] ", 1)[-1]
+    assert f"phases 4; chaos: partition_minority, 2 cycles x 20 writes, seed {seed}; target the bundled " \
+           "reference peer" in first
+    p4 = json.loads((run_dir / "phase4.json").read_text())
+    assert p4["settings"]["seed"] == p4["details"]["seed"] == seed
+    assert summary.scope is not None and summary.scope.shape.seed == seed
+    page = (run_dir / "index.html").read_text()
+    assert "a network partition while writing (2 cycles x 20 writes per class)" in page
+    assert "crashes" not in page and "clock skew" not in page.split('id="summaries"', 1)[1].split("</section>", 1)[0]
+    assert not _leftovers("gtp4")

@@ -116,9 +116,10 @@ def test_input_validation_step_accepts_good_and_names_bad_inputs(steps: list[dic
         assert f"::error::{name}" in res.stdout, name
 
 
-@pytest.mark.parametrize(("gate_exit", "seed"), [(0, ""), (1, "424242"), (2, "")])
+@pytest.mark.parametrize(("gate_exit", "seed"), [(0, ""), (1, "424242"), (2, ""), (130, "")])
 def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, tmp_path: Path, gate_exit: int,
                                                                           seed: str):
+    """Exit 0/1 is the verdict; anything else (2, a signal's 130) is an error: the job exits 2."""
     fake = tmp_path / ".venv" / "bin" / "invoke"
     fake.parent.mkdir(parents=True)
     fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/args"\nexit {gate_exit}\n')
@@ -132,14 +133,28 @@ def test_gate_step_records_the_exit_code_and_the_verdict_step_returns_it(steps, 
     assert out.read_text() == f"code={gate_exit}\n"
     args = (fake.parent / "args").read_text().split("\n")
     assert args[:2] == ["gate", "--infra"] and "--campaign-id" in args and "--cycles" in args
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--fault"] == ["partition_minority", "drop_random_acks"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--fault"] == ["partition_minority,drop_random_acks"]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--seed"] == ([seed] if seed else [])
+    assert "--ssh-key" in args, "the flag the gate's own message names"
     verdict = subprocess.run(["bash", "-e", "-c", steps[-1]["run"]], env={"PATH": os.environ["PATH"],
                              "GATE_CODE": str(gate_exit)}, capture_output=True, text=True, timeout=30, check=False)
-    assert verdict.returncode == gate_exit
+    assert verdict.returncode == (gate_exit if gate_exit in (0, 1) else 2)
+    if gate_exit not in (0, 1):
+        assert "not a verdict" in verdict.stdout
     missing = subprocess.run(["bash", "-e", "-c", steps[-1]["run"]], env={"PATH": os.environ["PATH"], "GATE_CODE": ""},
                              capture_output=True, text=True, timeout=30, check=False)
     assert missing.returncode == 2 and "the gate did not run" in missing.stdout
+
+
+def test_only_a_verdict_is_committed(steps: list[dict]):
+    """runs/<id> is committed as the campaign's verdict only when the gate gave one (exit 0 or 1); an error run
+    (exit 2: a usage mistake, a crash, no evidence) is uploaded for diagnosis, never stored as a verdict."""
+    commit = _step(steps, "git push")
+    condition = commit["if"].replace(" ", "")
+    assert "steps.gate.outputs.code=='0'" in condition and "steps.gate.outputs.code=='1'" in condition
+    assert "!=''" not in condition
+    upload = _step(steps, "actions/upload-artifact")
+    assert "steps.gate" not in upload.get("if", ""), "the evidence of an error run is still uploaded"
 
 
 def test_missing_secrets_stop_the_run_early_without_printing_values(steps: list[dict]):

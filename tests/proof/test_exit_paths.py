@@ -80,8 +80,9 @@ def test_phase_failure(clean_lab_name: Callable[[str], str], start_gate, tmp_pat
 
 
 def test_exception_while_provisioning(clean_lab_name: Callable[[str], str], start_gate, tmp_path: Path) -> None:
-    """A target that is not executable: the lab refuses it with an exception, which ends the campaign (exit 2,
-    named) with nothing of the lab on the machine (a half-built lab: test_sigterm_while_the_lab_is_built)."""
+    """A target that is not executable is a startup error: named first in one line, exit 2, no run folder and
+    nothing of the lab on the machine (a half-built lab: test_sigterm_while_the_lab_is_built; a failure once the
+    run folder exists: tests/gate/test_startup_views.py)."""
     name = clean_lab_name("xprov")
     target = tmp_path / "ai-memory"
     target.write_text("#!/bin/sh\necho 'ai-memory 9.9.9'\n")
@@ -90,9 +91,8 @@ def test_exception_while_provisioning(clean_lab_name: Callable[[str], str], star
     gate = start_gate("--phases", "1", "--lab-name", name, "--runs-dir", str(runs), "--campaign-id", "exit-prov",
                       "--target", str(target))
     assert gate.finish(timeout=240) == 2, gate.output[-3000:]
-    summary = _summary(runs, "exit-prov")
-    assert summary.verdict == "error"
-    assert any("the gate failed: LabError" in r and "not an executable file" in r for r in summary.reasons)
+    assert gate.output.strip().splitlines()[0] == f"--target {target}: not an executable file"
+    assert not (runs / "exit-prov").exists()
     assert "Traceback" not in gate.output
     assert lab_leftovers(name) == []
 

@@ -35,8 +35,12 @@ from shipgate.models import (
     Stats,
     TargetRef,
     Timing,
+    VerdictScope,
 )
+from shipgate.settings import load_settings
 from shipgate.verdict import verdict_for_run
+
+REFPEER = TargetRef(kind="refpeer", version="ai-memory 0.6.3", git_ref="v0.6.3", commit="0123456789abcdef")
 
 Kind = Literal["pass", "fail", "error"]
 FAULTS = ("kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer")
@@ -267,8 +271,11 @@ def _phase4(run_dir: Path, kind: Kind, rng: random.Random, t: datetime, built: B
 
 def build_campaign(root: Path, campaign_id: str, kind: Kind, *, seed: int = 1, cycles: int = 4,
                    writes: int = 40, writes_per_agent: int = 25, completed_at: datetime | None = None,
-                   analysis: str | None = None) -> Built:
-    """A run folder under root/campaign_id whose evidence makes the campaign `kind`."""
+                   analysis: str | None = None, target: TargetRef = REFPEER, release_shape: bool = False) -> Built:
+    """A run folder under root/campaign_id whose evidence makes the campaign `kind`.
+
+    The recorded scope follows `target` and the settings: `release_shape` records the gate's default settings
+    (the shape that can clear a release) instead of the small shape the folder's evidence has."""
     rng = random.Random(seed)
     run_dir = root / campaign_id
     (run_dir / "history").mkdir(parents=True, exist_ok=True)
@@ -290,6 +297,8 @@ def build_campaign(root: Path, campaign_id: str, kind: Kind, *, seed: int = 1, c
             elif check["status"] == "error":
                 built.error_checks.append(check["id"])
     requested = [1, 2, 3, 4]
+    shape = {} if release_shape else {"cycles": cycles, "writes": writes}
+    settings = load_settings(overrides={"phases": requested, "phase4": {**shape, "seed": seed}})
     verdict = verdict_for_run(run_dir, requested)
     built.verdict = verdict.status
     summary = CampaignSummary(
@@ -299,8 +308,7 @@ def build_campaign(root: Path, campaign_id: str, kind: Kind, *, seed: int = 1, c
         started_at=t, duration_s=480.0,
         durations_s={"provision": 1.1, "install": 4.2, "phase1": 3.2, "phase2": 41.0, "phase3": 12.4,
                      "phase4": 300.0, "teardown": 0.4},
-        settings={"phases": requested, "phase4": {"cycles": cycles, "writes": writes}},
-        target=TargetRef(kind="refpeer", version="ai-memory 0.6.3", git_ref="v0.6.3", commit="0123456789abcdef"),
+        settings=settings.model_dump(mode="json"), target=target, scope=VerdictScope.of(target, settings),
         provider="lab",
     )
     write_json(run_dir / "campaign-summary.json", summary)

@@ -19,9 +19,7 @@ from shipgate.report import append_step_summary, render_campaign, render_index, 
 from shipgate.report.junit import XSD_PATH
 from shipgate.upstream import import_upstream
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream-runs"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/upstream-runs")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "runs"
 ANALYSIS = "# Operator notes\n\nThe <script>alert('x')</script> run was **fine**; see `node-c`.\n\n- one\n- two\n"
 SUMMARY_ONLY = {"ship-gate-v0.6.3-rc1", "soak-v0.6.0-r2", "soak-v0.6.0-r17", "soak-v0.6.0-r19",
                 "soak-v0.6.0-r21", "soak-v0.6.0-r25", "soak-v0.6.0-r31", "soak-v0.6.0-r41"}
@@ -221,15 +219,15 @@ def test_upstream_imports_show_reaudit_beside_upstream_verdict(runs: dict[str, B
     for run in SUMMARY_ONLY:
         row = by_id[run]
         assert row.get("class") == "v-error"
-        assert row.xpath("string(td[7])") == "true"
-        assert row.xpath("td[7]/span[@class='differs']")
+        assert row.xpath("string(td[8])") == "true"
+        assert row.xpath("td[8]/span[@class='differs']")
     assert doc.xpath("string(//p[@id='reaudit'])") == (
         f"52 imported from the previous gate; our re-audit disagrees with upstream's overall_pass on "
         f"{len(SUMMARY_ONLY)}.")
     complete = by_id["soak-v0.6.0-r1"]
-    assert complete.get("class") == "v-pass" and complete.xpath("string(td[7])") == "true"
-    assert not complete.xpath("td[7]/span[@class='differs']")
-    assert by_id["gate-fail"].get("class") == "v-fail" and by_id["gate-fail"].xpath("string(td[7])") == "—"
+    assert complete.get("class") == "v-pass" and complete.xpath("string(td[8])") == "true"
+    assert not complete.xpath("td[8]/span[@class='differs']")
+    assert by_id["gate-fail"].get("class") == "v-fail" and by_id["gate-fail"].xpath("string(td[8])") == "—"
     # the campaign page of a summary-only upstream run: an error banner and every phase as an error section
     page = _parse(root / "soak-v0.6.0-r2" / "index.html")
     assert "v-error" in page.xpath("//header[@id='verdict']/@class")[0]

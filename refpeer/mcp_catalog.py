@@ -255,6 +255,11 @@ _NOT_IN_V060 = frozenset({
     "memory_subscription_dlq_list", "memory_quota_status",
 })
 V060_TOOLS: tuple[str, ...] = tuple(n for n in FULL_ORDER if n not in _NOT_IN_V060)
+_NOT_IN_V063 = frozenset({
+    "memory_load_family", "memory_smart_load", "memory_find_paths", "memory_verify", "memory_replay",
+    "memory_subscription_replay", "memory_subscription_dlq_list", "memory_quota_status",
+})
+V063_TOOLS: tuple[str, ...] = tuple(n for n in FULL_ORDER if n not in _NOT_IN_V063)
 
 
 class ProfileError(ValueError):

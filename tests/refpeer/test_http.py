@@ -207,22 +207,18 @@ def test_wrong_method_is_405_and_head_works_on_get_routes(peer: PeerProc) -> Non
     assert status == 200 and data == b"" and int(headers["content-length"]) > 0
 
 
-def test_duplicate_title_is_409_by_default_merge_upserts_and_version_renames(peer: PeerProc) -> None:
+def test_duplicate_title_is_a_silent_upsert_at_063_on_conflict_still_honoured(peer: PeerProc) -> None:
     n = ns()
     s1, first = post(peer, {"title": "dup", "content": "one", "namespace": n})
-    s2, conflict = post(peer, {"title": "dup", "content": "two", "namespace": n})
-    assert (s1, s2) == (201, 409)
-    assert conflict == {"code": "CONFLICT", "error": f"memory with title 'dup' already exists in namespace '{n}'",
-                        "existing_id": first["id"]}
-    s3, merged = post(peer, {"title": "dup", "content": "three", "namespace": n, "on_conflict": "merge",
-                             "priority": 9})
-    assert s3 == 201 and merged["id"] == first["id"]
-    s4, versioned = post(peer, {"title": "dup", "content": "four", "namespace": n, "on_conflict": "version"})
-    s5, versioned3 = post(peer, {"title": "dup", "content": "five", "namespace": n, "on_conflict": "version"})
-    assert (s4, s5) == (201, 201)
-    assert (versioned["title"], versioned3["title"]) == ("dup (2)", "dup (3)")
+    s2, again = post(peer, {"title": "dup", "content": "two", "namespace": n, "priority": 9})
+    assert (s1, s2) == (201, 201) and again["id"] == first["id"]
+    assert again["potential_contradictions"] == [first["id"]]  # 0.6.3 names the upserted row itself
     _, mem = http_json(f"{peer.url}/api/v1/memories/{first['id']}")
-    assert mem["memory"]["content"] == "three" and mem["memory"]["priority"] == 9
+    assert mem["memory"]["content"] == "two" and mem["memory"]["priority"] == 9
+    s3, conflict = post(peer, {"title": "dup", "content": "three", "namespace": n, "on_conflict": "error"})
+    assert s3 == 409 and conflict["existing_id"] == first["id"]
+    s4, versioned = post(peer, {"title": "dup", "content": "four", "namespace": n, "on_conflict": "version"})
+    assert s4 == 201 and versioned["title"] == "dup (2)"
 
 
 def test_list_default_limit_20_max_1000_offset_and_order(peer: PeerProc) -> None:
@@ -403,16 +399,16 @@ def test_raw_socket_garbage_does_not_kill_the_server(peer: PeerProc) -> None:
     assert http_json(f"{peer.url}/api/v1/health")[0] == 200
 
 
-def test_v063_emulation_upserts_duplicates_silently(tmp_path, procs) -> None:
+def test_v0631_emulation_answers_409_on_a_duplicate(tmp_path, procs) -> None:
     (port,) = free_ports(1)
-    old = PeerProc(port, tmp_path / "o.db", tmp_path / "o.log", env={"AI_MEMORY_REF_ON_CONFLICT_DEFAULT": "merge"})
-    procs.append(old)
-    old.start()
-    s1, a = post(old, {"title": "dup", "content": "one", "namespace": "v063"})
-    s2, b = post(old, {"title": "dup", "content": "two", "namespace": "v063"})
-    assert (s1, s2) == (201, 201) and a["id"] == b["id"]
-    s3, _ = post(old, {"title": "dup", "content": "three", "namespace": "v063", "on_conflict": "error"})
-    assert s3 == 409
+    new = PeerProc(port, tmp_path / "o.db", tmp_path / "o.log", env={"AI_MEMORY_REF_ON_CONFLICT_DEFAULT": "error"})
+    procs.append(new)
+    new.start()
+    s1, a = post(new, {"title": "dup", "content": "one", "namespace": "v0631"})
+    s2, b = post(new, {"title": "dup", "content": "two", "namespace": "v0631"})
+    assert (s1, s2) == (201, 409)
+    assert b == {"code": "CONFLICT", "error": "memory with title 'dup' already exists in namespace 'v0631'",
+                 "existing_id": a["id"]}
 
 
 def test_malformed_framing_is_400_and_the_server_keeps_serving(peer: PeerProc) -> None:

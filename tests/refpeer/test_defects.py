@@ -241,3 +241,33 @@ def test_backup_corrupt_manifest_sha_does_not_match_the_snapshot(tmp_path: Path)
         assert (man["sha256"] == real) is (defect is None)
         r = run_cli(["restore", "--from", str(snap)], db=db)
         assert (r.returncode == 0) is (defect is None)
+
+
+def test_recall_hangs_offline_never_answers_at_the_default_tier_keyword_still_works(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    env = {**_base_env(), "AI_MEMORY_DB": str(db), "AI_MEMORY_REF_DEFECTS": "recall_hangs_offline"}
+    ref = [sys.executable, "-m", "refpeer"]
+    stored = subprocess.run([*ref, "store", "-T", "needle", "-c", "hay", "--json"], capture_output=True,
+                            text=True, timeout=30, env=env, check=False)
+    assert stored.returncode == 0, stored.stderr
+    keyword = subprocess.run([*ref, "recall", "needle", "-T", "keyword", "--json"], capture_output=True, text=True,
+                             timeout=30, env=env, check=False)
+    assert keyword.returncode == 0 and json.loads(keyword.stdout)["count"] == 1
+    clean = subprocess.run([*ref, "recall", "needle", "--json"], capture_output=True, text=True, timeout=30,
+                           env={**env, "AI_MEMORY_REF_DEFECTS": ""}, check=False)
+    assert clean.returncode == 0 and json.loads(clean.stdout)["count"] == 1
+    hang = subprocess.Popen([*ref, "recall", "needle", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):  # a window ten times the clean recall's whole run
+            hang.communicate(timeout=max(5.0, 10 * _elapsed(ref, env)))
+    finally:
+        hang.kill()
+        hang.communicate(timeout=10)
+
+
+def _elapsed(ref: list[str], env: dict[str, str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run([*ref, "recall", "needle", "-T", "keyword", "--json"], capture_output=True, timeout=30, env=env,
+                   check=False)
+    return time.monotonic() - t0

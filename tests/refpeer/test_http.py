@@ -419,3 +419,104 @@ def test_malformed_framing_is_400_and_the_server_keeps_serving(peer: PeerProc) -
             s.sendall(raw)
             assert s.recv(1024).startswith(b"HTTP/1.1 400")
     assert http_json(f"{peer.url}/api/v1/health")[0] == 200
+
+
+def _raw_exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send one request on an open connection and read exactly one response (Content-Length framed)."""
+    sock.sendall(request)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a response"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the body"
+        rest += chunk
+    assert len(rest) == length, "bytes after the response: the server answered a request nobody sent"
+    return int(lines[0].split()[1]), rest
+
+
+def _req(method: str, path: str, body: bytes = b"", *, ctype: bool = True) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+    if ctype:
+        head.append("Content-Type: application/json")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_a_body_left_unread_is_never_parsed_as_the_next_request_on_a_kept_alive_connection(peer: PeerProc) -> None:
+    """After a 404/405/415/400 with a request body, the next request on the same connection is answered as
+    sent (seen with AlphaOne's SDK: the leftover body became a bogus request and the valid store got 400)."""
+    n = ns()
+    store = json.dumps({"title": "after-early-answer", "content": "c", "namespace": n}).encode()
+    bodies = [b'{"some": "json body"}', b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", b"x" * 70_000]
+    with socket.create_connection(("127.0.0.1", peer.port), timeout=10) as s:
+        for body in bodies:
+            for early, expected in ((_req("POST", "/api/v1/no-such-route", body), 404),
+                                    (_req("POST", "/api/v1/health", body), 405),
+                                    (_req("PATCH", "/api/v1/memories", body), 405),
+                                    (_req("GET", "/api/v1/memories?limit=-1", body), 400),
+                                    (_req("POST", "/api/v1/memories/x/y", body), 404)):
+                assert _raw_exchange(s, early)[0] == expected
+                status, data = _raw_exchange(s, _req("GET", "/api/v1/health"))
+                assert status == 200 and json.loads(data)["status"] == "ok"
+        status, data = _raw_exchange(s, _req("POST", "/api/v1/memories", store))
+        assert status == 201, data
+    _, listed = http_json(f"{peer.url}/api/v1/memories?namespace={n}")
+    assert [m["title"] for m in listed["memories"]] == ["after-early-answer"]
+
+
+def test_health_keys_exactly_as_063(peer: PeerProc) -> None:
+    _, _, data = http_request(f"{peer.url}/api/v1/health")
+    assert list(json.loads(data)) == ["embedder_ready", "federation_enabled", "service", "status", "version"]
+
+
+def test_list_limit_is_unsigned_default_20_cap_1000(peer: PeerProc) -> None:
+    status, _, data = http_request(f"{peer.url}/api/v1/memories?limit=-1")
+    assert status == 400 and data == b"Failed to deserialize query string: limit: invalid digit found in string"
+    assert http_json(f"{peer.url}/api/v1/memories?limit=0")[1]["count"] == 0
+
+
+def test_update_promote_delete_link_consolidate_shapes_as_063(peer: PeerProc) -> None:
+    n = ns()
+    ids = [post(peer, {"title": f"w{i}", "content": f"c{i}", "namespace": n, "tags": [f"t{i}"]})[1]["id"]
+           for i in range(4)]
+    status, upd = http_json(f"{peer.url}/api/v1/memories/{ids[0]}", "PUT", {"content": "updated", "tags": ["x"]})
+    assert status == 200 and upd["id"] == ids[0] and upd["content"] == "updated" and "memory" not in upd
+    status, prom = http_json(f"{peer.url}/api/v1/memories/{ids[0]}/promote", "POST")
+    assert (status, prom) == (200, {"id": ids[0], "promoted": True, "tier": "long"})
+    got = http_json(f"{peer.url}/api/v1/memories/{ids[0]}")[1]["memory"]
+    assert got["tier"] == "long" and "expires_at" not in got
+    assert http_json(f"{peer.url}/api/v1/memories/nope/promote", "POST")[0] == 404
+    status, linked = http_json(f"{peer.url}/api/v1/links", "POST", {"source_id": ids[0], "target_id": ids[1]})
+    assert (status, linked) == (201, {"linked": True})
+    status, bad = http_json(f"{peer.url}/api/v1/links", "POST",
+                            {"source_id": ids[0], "target_id": ids[1], "relation": "bogus"})
+    assert status == 400 and bad["error"].startswith("invalid relation 'bogus' — must be one of: related_to")
+    links = http_json(f"{peer.url}/api/v1/links/{ids[1]}")[1]["links"]
+    assert [(lk["source_id"], lk["target_id"], lk["relation"]) for lk in links] == [(ids[0], ids[1], "related_to")]
+    assert set(links[0]) == {"created_at", "relation", "source_id", "target_id"}
+    status, cons = http_json(f"{peer.url}/api/v1/consolidate", "POST",
+                             {"ids": ids[2:], "title": "merged", "summary": "both", "namespace": n})
+    assert status == 201 and set(cons) == {"consolidated", "id"} and cons["consolidated"] == 2
+    merged = http_json(f"{peer.url}/api/v1/memories/{cons['id']}")[1]["memory"]
+    assert (merged["content"], merged["tier"], sorted(merged["tags"])) == ("both", "long", ["t2", "t3"])
+    assert all(http_json(f"{peer.url}/api/v1/memories/{i}")[0] == 404 for i in ids[2:])
+    assert http_json(f"{peer.url}/api/v1/consolidate", "POST",
+                     {"ids": ids[:1], "title": "one", "summary": "s"})[0] == 400
+    assert http_json(f"{peer.url}/api/v1/memories/{ids[1]}", "DELETE") == (200, {"deleted": True})
+    assert http_json(f"{peer.url}/api/v1/memories/{ids[1]}", "DELETE")[0] == 404
+
+
+def test_bulk_is_an_array_answers_created_and_errors_and_stamps_no_agent_id(peer: PeerProc) -> None:
+    n = ns()
+    rows = [{"title": f"b{i}", "content": "c", "namespace": n} for i in range(3)]
+    status, out = http_json(f"{peer.url}/api/v1/memories/bulk", "POST", rows, headers={"X-Agent-Id": "ai:bulk"})
+    assert (status, out) == (200, {"created": 3, "errors": []})
+    listed = http_json(f"{peer.url}/api/v1/memories?namespace={n}")[1]["memories"]
+    assert len(listed) == 3 and all(m["metadata"] == {} for m in listed)
+    assert len({m["updated_at"] for m in listed}) == 3  # the clean peer: one timestamp per row
+    assert http_json(f"{peer.url}/api/v1/memories/bulk", "POST", {"memories": rows})[0] == 422

@@ -721,7 +721,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/gc":
             _allow(method, "POST")
             n = app.store.gc()
-            return 200, {"expired_deleted": n, "archived": n}, {}
+            return 200, {"expired_deleted": n}, {}
         if path in ("/metrics", "/api/v1/metrics"):
             _allow(method, "GET")
             return 200, app.metrics(), {"Content-Type": "text/plain; version=0.0.4"}

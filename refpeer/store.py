@@ -650,7 +650,6 @@ class Store:
             "by_tier": [{"tier": t, "count": n} for t, n in by_tier],
             "by_namespace": [{"namespace": ns, "count": n} for ns, n in by_ns],
             "expiring_soon": soon, "links_count": links, "db_size_bytes": size,
-            "dim_violations": 0, "index_evictions_total": 0,
         }
 
     def namespaces(self) -> list[dict]:

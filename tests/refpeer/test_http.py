@@ -269,8 +269,7 @@ def test_stats_and_namespaces_shapes(peer: PeerProc) -> None:
     for i in range(3):
         post(peer, {"title": f"s{i}", "content": "c", "namespace": n})
     _, st = http_json(f"{peer.url}/api/v1/stats")
-    assert set(st) == {"total", "by_tier", "by_namespace", "expiring_soon", "links_count", "db_size_bytes",
-                       "dim_violations", "index_evictions_total"}
+    assert set(st) == {"total", "by_tier", "by_namespace", "expiring_soon", "links_count", "db_size_bytes"}
     counts = [x["count"] for x in st["by_namespace"]]
     assert counts == sorted(counts, reverse=True)
     assert {"namespace": n, "count": 3} in st["by_namespace"]

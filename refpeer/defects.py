@@ -38,7 +38,7 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("ack_before_durable", "POST answers 201 (quorum_acks=W) from an in-memory write-behind buffer, "
            "before the local commit and before any fan-out; a SIGKILL of the leader loses acknowledged "
            "writes on every node", "4"),
-    Defect("mcp_core_profile", "mcp advertises only the 8 core tools whatever the profile", "1"),
+    Defect("mcp_core_profile", "mcp advertises only the 6 core-family tools (store, recall, search, list, get, capabilities) instead of the 43 of 0.6.3", "1"),
     Defect("migrate_truncate", "migrate silently truncates content (counts still match)", "3"),
     Defect("migrate_duplicates", "a migrate re-run inserts duplicate rows instead of upserting", "3"),
     Defect("update_title_not_replicated", "real 0.6.3: a PUT that changes the title is acknowledged (200) but "

@@ -230,8 +230,7 @@ def main(argv: list[str]) -> int:
     except RefPeerError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    print(f"ai-memory: mcp ready (db={db}, profile={label}, {len(advertised)} tools, tier=keyword)",
-          file=sys.stderr)
+    print(f"ai-memory MCP server started (stdio, tier=keyword) (db={db}, {len(advertised)} tools)", file=sys.stderr)
     server = Server(tools, advertised, sys.stdout)
     stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     try:

@@ -33,7 +33,6 @@ from refpeer.store import Store
 log = logging.getLogger("refpeer.federation")
 
 RETRY_DELAY_S = 0.25
-CONNECT_TIMEOUT_S = 2.0
 HANG_CAP_S = 120.0
 CATCHUP_FIRST_TICK_S = 5.0
 
@@ -69,10 +68,11 @@ class _Stale(OSError):
 
 class _Conn:
     """A minimal HTTP/1.1 client connection (http.client's email-based header parsing costs more CPU than the
-    whole push handling on loopback). Connect timeout 2 s, then `timeout` per socket operation."""
+    whole push handling on loopback). `timeout` (the quorum timeout, as 0.6.3's per-attempt timeout) bounds the
+    connect and each socket operation."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT_S, timeout))
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rfile = self.sock.makefile("rb")

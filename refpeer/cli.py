@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quorum-peers", action="append", default=[], metavar="URL,URL",
                    help="peer base URLs, comma-separated (repeatable)")
     s.add_argument("--quorum-timeout-ms", type=int, default=2000)
-    s.add_argument("--catchup-interval-secs", type=float, default=30.0,
-                   help="pull catch-up period (fractions allowed); 0 disables")
+    s.add_argument("--catchup-interval-secs", type=int, default=30,
+                   help="pull catch-up period in whole seconds (as 0.6.3's u64); 0 disables")
     s.add_argument("--shutdown-grace-secs", type=float, default=30.0)
     for flag in ("--quorum-client-cert", "--quorum-client-key", "--quorum-ca-cert", "--tls-cert", "--tls-key",
                  "--mtls-allowlist"):
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tags")
     r.add_argument("--since")
     r.add_argument("--until")
-    r.add_argument("--tier", choices=("keyword", "semantic", "smart", "autonomous"), default="semantic")
+    r.add_argument("-T", "--tier", choices=("keyword", "semantic", "smart", "autonomous"), default="semantic")
     r.add_argument("--as-agent")
     r.add_argument("--budget-tokens", type=int)
 
@@ -98,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("id")
     de = sub.add_parser("delete", parents=[g], help="delete one memory by id")
     de.add_argument("id")
+
+    up = sub.add_parser("update", parents=[g], help="update an existing memory by id")
+    up.add_argument("id")
+    up.add_argument("-T", "--title")
+    up.add_argument("-c", "--content")
+    up.add_argument("-t", "--tier")
+    up.add_argument("-n", "--namespace")
+    up.add_argument("--tags")
+    up.add_argument("-p", "--priority", type=int)
+    up.add_argument("--confidence", type=float)
+    up.add_argument("--expires-at", help="RFC3339, or an empty string to clear")
+    pr = sub.add_parser("promote", parents=[g], help="promote a memory to long-term")
+    pr.add_argument("id")
+    lk = sub.add_parser("link", parents=[g], help="link two memories")
+    lk.add_argument("source_id")
+    lk.add_argument("target_id")
+    lk.add_argument("-r", "--relation", default="related_to")
+    co = sub.add_parser("consolidate", parents=[g], help="consolidate several memories into one")
+    co.add_argument("ids", help="comma-separated memory ids")
+    co.add_argument("-T", "--title", required=True)
+    co.add_argument("-s", "--summary", required=True)
+    co.add_argument("-n", "--namespace")
 
     sub.add_parser("stats", parents=[g], help="store statistics")
     sub.add_parser("namespaces", parents=[g], help="namespaces with live-row counts")
@@ -241,6 +263,12 @@ def cmd_store(args: argparse.Namespace) -> None:
 
 
 def cmd_recall(args: argparse.Namespace) -> None:
+    import threading
+
+    from refpeer import defects
+
+    if args.tier != "keyword" and defects.enabled("recall_hangs_offline"):
+        threading.Event().wait()  # 0.6.3 deadlocks building the embedder when the model download fails
     store = open_store(args)
     try:
         limit = max(1, min(args.limit, 50))
@@ -325,6 +353,103 @@ def cmd_delete(args: argparse.Namespace) -> None:
         emit({"deleted": True, "id": args.id})
     else:
         print(f"deleted: {args.id}")
+
+
+def cmd_update(args: argparse.Namespace) -> None:
+    from refpeer.errors import ValidationError
+    from refpeer.memory import parse_update
+
+    body: dict = {k: getattr(args, k) for k in ("title", "content", "tier", "namespace", "priority", "confidence")
+                  if getattr(args, k) is not None}
+    if args.tags is not None:
+        body["tags"] = [t for t in args.tags.split(",") if t.strip()]
+    if args.expires_at is not None:
+        body["expires_at"] = args.expires_at or None
+    try:
+        fields = parse_update(body)
+    except ValidationError as e:
+        raise CliError(e.message) from e
+    if args.expires_at == "":
+        fields["expires_at"] = None
+    store = open_store(args)
+    try:
+        mem = store.update(args.id, fields)
+    finally:
+        store.close()
+    if mem is None:
+        raise CliError(f"memory not found: {args.id}")
+    if getattr(args, "json", False):
+        emit(mem)
+    else:
+        print(f"updated: {mem['id']} [{mem['tier']}] {mem['title']} (ns={mem['namespace']})")
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    try:
+        mem = store.update(args.id, {"tier": "long", "expires_at": None})
+    finally:
+        store.close()
+    if mem is None:
+        raise CliError(f"memory not found: {args.id}")
+    if getattr(args, "json", False):
+        emit({"id": args.id, "promoted": True, "tier": "long"})
+    else:
+        print(f"promoted: {args.id} -> long")
+
+
+def cmd_link(args: argparse.Namespace) -> None:
+    from refpeer.server import RELATIONS
+
+    if args.relation not in RELATIONS:
+        raise CliError(f"invalid relation '{args.relation}' — must be one of: {', '.join(RELATIONS)}")
+    store = open_store(args)
+    try:
+        for id_ in (args.source_id, args.target_id):
+            if store.get(id_) is None:
+                raise CliError(f"memory not found: {id_}")
+        store.add_link(args.source_id, args.target_id, args.relation)
+    finally:
+        store.close()
+    if getattr(args, "json", False):
+        emit({"linked": True})
+    else:
+        print(f"linked: {args.source_id} --{args.relation}--> {args.target_id}")
+
+
+def cmd_consolidate(args: argparse.Namespace) -> None:
+    from refpeer.errors import ValidationError
+    from refpeer.memory import new_memory
+
+    ids = list(dict.fromkeys(i.strip() for i in args.ids.split(",") if i.strip()))
+    if not 2 <= len(ids) <= 100:
+        raise CliError("consolidate requires between 2 and 100 ids")
+    store = open_store(args)
+    try:
+        sources = []
+        for id_ in ids:
+            mem = store.get(id_)
+            if mem is None:
+                raise CliError(f"memory not found: {id_}")
+            sources.append(mem)
+        try:
+            new = new_memory(args.title, args.summary, tier="long", namespace=args.namespace or default_namespace(),
+                             tags=list(dict.fromkeys(t for m in sources for t in m["tags"]))[:50],
+                             priority=max(m["priority"] for m in sources), source="consolidation",
+                             metadata={"consolidated_from": ids}, agent_id=cli_agent_id(args))
+        except ValidationError as e:
+            raise CliError(e.message) from e
+        with store.transaction():
+            stored, _ = store.store(new, on_conflict="merge")
+            for m in sources:
+                if m["id"] != stored["id"]:
+                    store.delete(m["id"])
+    finally:
+        store.close()
+    if getattr(args, "json", False):
+        emit({"consolidated": len(sources), "id": stored["id"]})
+    else:
+        print(f"consolidated {len(sources)} memories into {stored['id']}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -499,7 +624,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "serve": cmd_serve, "store": cmd_store, "recall": cmd_recall, "search": cmd_search, "list": cmd_list,
-    "get": cmd_get, "delete": cmd_delete, "stats": cmd_stats, "namespaces": cmd_namespaces, "gc": cmd_gc,
+    "get": cmd_get, "delete": cmd_delete, "update": cmd_update, "promote": cmd_promote, "link": cmd_link,
+    "consolidate": cmd_consolidate, "stats": cmd_stats, "namespaces": cmd_namespaces, "gc": cmd_gc,
     "backup": cmd_backup, "restore": cmd_restore, "curator": cmd_curator, "import": cmd_import,
     "export": cmd_export,
 }

@@ -38,9 +38,19 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("ack_before_durable", "POST answers 201 (quorum_acks=W) from an in-memory write-behind buffer, "
            "before the local commit and before any fan-out; a SIGKILL of the leader loses acknowledged "
            "writes on every node", "4"),
-    Defect("mcp_core_profile", "mcp advertises only the 8 core tools whatever the profile", "1"),
+    Defect("mcp_core_profile", "mcp advertises only the 6 core-family tools (store, recall, search, list, get, capabilities) instead of the 43 of 0.6.3", "1"),
     Defect("migrate_truncate", "migrate silently truncates content (counts still match)", "3"),
     Defect("migrate_duplicates", "a migrate re-run inserts duplicate rows instead of upserting", "3"),
+    Defect("update_title_not_replicated", "real 0.6.3: a PUT that changes the title is acknowledged (200) but "
+           "peers keep the old row (their insert_if_newer keys on the new title, collides on the id and skips "
+           "it), by fan-out and by catch-up alike", "2"),
+    Defect("bulk_tied_timestamps", "real 0.6.3: every row of one bulk request gets the same updated_at, so a "
+           "catch-up page (<= 500 rows, cursor updated_at > last) that ends inside the tie loses the rest of "
+           "the tied rows for good", "2"),
+    Defect("pg_list_cap_1000", "real 0.6.3: the Postgres backend's list silently caps at 1000 rows, so "
+           "migrate from Postgres reads and writes 1000 of more rows with no error, exit 0", "3"),
+    Defect("recall_hangs_offline", "real 0.6.3: CLI recall at the default (semantic) tier never answers on a "
+           "host without egress (deadlock after the model download fails); -T keyword works", "1"),
 )}
 
 _active: frozenset[str] | None = None

@@ -33,11 +33,8 @@ from refpeer.store import Store
 log = logging.getLogger("refpeer.federation")
 
 RETRY_DELAY_S = 0.25
-CONNECT_TIMEOUT_S = 2.0
 HANG_CAP_S = 120.0
 CATCHUP_FIRST_TICK_S = 5.0
-CATCHUP_MAX_PAGES = 20
-CATCHUP_OVERLAP_S = 5.0
 
 
 def normalize_peer(url: str) -> str:
@@ -71,10 +68,11 @@ class _Stale(OSError):
 
 class _Conn:
     """A minimal HTTP/1.1 client connection (http.client's email-based header parsing costs more CPU than the
-    whole push handling on loopback). Connect timeout 2 s, then `timeout` per socket operation."""
+    whole push handling on loopback). `timeout` (the quorum timeout, as 0.6.3's per-attempt timeout) bounds the
+    connect and each socket operation."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT_S, timeout))
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rfile = self.sock.makefile("rb")
@@ -146,6 +144,10 @@ class _Push:
     deletions: list[str]
     rnd: _Round | None
     key: str
+    links: list[dict] = field(default_factory=list)
+
+    def rows(self) -> int:
+        return len(self.memories) + len(self.deletions) + len(self.links)
 
 
 class Peer:
@@ -164,6 +166,7 @@ class Peer:
         self.cv = threading.Condition()
         self.senders = senders
         self.threads: list[threading.Thread] = []
+        self.last_error = ""
 
     def enqueue(self, item: _Push) -> None:
         with self.cv:
@@ -178,10 +181,10 @@ class Peer:
                     return []
                 self.cv.wait(0.5)
             batch = [self.queue.popleft()]
-            rows = len(batch[0].memories) + len(batch[0].deletions)
-            while self.queue and rows + len(self.queue[0].memories) + len(self.queue[0].deletions) <= max_rows:
+            rows = batch[0].rows()
+            while self.queue and rows + self.queue[0].rows() <= max_rows:
                 item = self.queue.popleft()
-                rows += len(item.memories) + len(item.deletions)
+                rows += item.rows()
                 batch.append(item)
             return batch
 
@@ -285,10 +288,13 @@ class Federation:
 
     # ---- fan-out ------------------------------------------------------------------------------
 
-    def _push_body(self, mems: list[dict], deletions: list[str] | None = None) -> bytes:
+    def _push_body(self, mems: list[dict], deletions: list[str] | None = None,
+                   links: list[dict] | None = None) -> bytes:
         body: dict = {"sender_agent_id": self.local_id, "memories": mems, "dry_run": False}
         if deletions:
             body["deletions"] = deletions
+        if links:
+            body["links"] = links
         return json.dumps(body, ensure_ascii=False).encode()
 
     def _sender_loop(self, peer: Peer) -> None:
@@ -299,13 +305,16 @@ class Federation:
                 continue
             mems = [m for item in batch for m in item.memories]
             dels = [d for item in batch for d in item.deletions]
-            body = self._push_body(mems, dels)
+            links = [link for item in batch for link in item.links]
+            body = self._push_body(mems, dels, links)
             key = batch[0].key
             ok = self._attempt(peer, body, key)
             if not ok and not self.stop.is_set():
                 time.sleep(RETRY_DELAY_S)
                 ok = self._attempt(peer, body, key)
             self._count("fanout_ok" if ok else "fanout_failed", len(batch))
+            if not ok:
+                peer.last_error = f"error sending request for url ({peer.url}/api/v1/sync/push)"
             for item in batch:
                 if item.rnd is not None:
                     item.rnd.report(peer.id, ok)
@@ -339,19 +348,42 @@ class Federation:
         """Fan `mem` (already committed locally) out to every peer and wait for the quorum verdict."""
         return self._replicate([mem], [], mem["id"])
 
-    def replicate_deletion(self, id_: str) -> QuorumOutcome:
-        """Fan a hard delete out (sync_push `deletions`), with the same quorum rules as a write."""
-        return self._replicate([], [id_], id_)
+    def replicate_change(self, mems: list[dict], dels: list[str], links: list[dict], key: str) -> QuorumOutcome:
+        """Fan a committed update, promote, delete, link or consolidate out, with the same quorum rules as a
+        write (at 0.6.3 every HTTP write path fans out)."""
+        return self._replicate(mems, dels, key, links)
 
-    def _replicate(self, mems: list[dict], dels: list[str], key: str) -> QuorumOutcome:
+    def replicate_rows(self, mems: list[dict]) -> list[str]:
+        """Bulk: one quorum round per row, all queued at once (coalesced per peer), waited for together.
+        Returns one `catchup to peer-N: network: …` error per peer that failed a push, as 0.6.3 does."""
+        if not mems:
+            return []
+        needed = 1 if defects.enabled("quorum_w1") else self.w
+        rounds: list[_Round] = []
+        for p in self.peers:
+            p.last_error = ""
+        for mem in mems:
+            rnd = _Round(needed=needed, peers=len(self.peers))
+            rounds.append(rnd)
+            for peer in self.peers:
+                peer.enqueue(_Push([mem], [], rnd, mem["id"]))
+        deadline = time.monotonic() + self.timeout_s
+        for rnd in rounds:
+            with rnd.cond:
+                while rnd.done < rnd.peers and (left := deadline - time.monotonic()) > 0:
+                    rnd.cond.wait(left)
+        return [f"catchup to {p.id}: network: {p.last_error}" for p in self.peers if p.last_error]
+
+    def _replicate(self, mems: list[dict], dels: list[str], key: str,
+                   links: list[dict] | None = None) -> QuorumOutcome:
         needed = 1 if defects.enabled("quorum_w1") else self.w
         if defects.enabled("fanout_abort"):
-            return self._replicate_aborting(self._push_body(mems, dels), key, needed)
+            return self._replicate_aborting(self._push_body(mems, dels, links), key, needed)
         rnd = _Round(needed=needed, peers=len(self.peers))
         if needed <= 1:
             rnd.acks_at_quorum = 1
         for peer in self.peers:
-            peer.enqueue(_Push(mems, dels, rnd, key))
+            peer.enqueue(_Push(mems, dels, rnd, key, links or []))
         deadline = time.monotonic() + self.timeout_s
         if needed <= 1:
             if defects.enabled("quorum_w1"):
@@ -372,7 +404,7 @@ class Federation:
             got = 1 + len(rnd.acks)
             all_done = rnd.done >= rnd.peers
         if defects.enabled("quorum_hang"):
-            return self._hang_until_quorum(self._push_body(mems, dels), key, needed, rnd)
+            return self._hang_until_quorum(self._push_body(mems, dels, links), key, needed, rnd)
         reason = "timeout" if all_done or got > 1 else "unreachable"
         return QuorumOutcome(False, got, needed, reason)
 
@@ -427,7 +459,8 @@ class Federation:
         self._catchup_thread.start()
 
     def _catchup_loop(self) -> None:
-        delay = min(CATCHUP_FIRST_TICK_S, self.catchup_interval_s)
+        """As at 0.6.3: the first tick 5 s after start-up whatever the interval, then one per interval."""
+        delay = CATCHUP_FIRST_TICK_S
         while not self.stop.wait(delay):
             for peer in self.peers:
                 if self.stop.is_set():
@@ -440,52 +473,38 @@ class Federation:
             delay = self.catchup_interval_s
 
     def catchup_peer(self, peer: Peer) -> int:
-        """Pull rows newer than this peer's cursor, apply them with insert_if_newer; returns rows applied.
+        """Pull one page (the peer's default, <= 500 rows) of rows with `updated_at > cursor`, apply them with
+        insert_if_newer and move the cursor to the greatest `updated_at` pulled; returns rows applied.
 
-        Each tick re-reads CATCHUP_OVERLAP_S before the stored cursor: a row can become visible on the peer
-        after a row with a later updated_at (timestamps are taken before the commit; pushes arrive out of
-        order), and an exact cursor would skip it forever. Re-applied rows are no-ops.
+        This is 0.6.3's rule exactly: rows that tie on `updated_at` across a page boundary are skipped for
+        good, which the clean peer never produces (every row gets its own timestamp; see the seeded defect
+        bulk_tied_timestamps for the real program's hazard).
         """
-        stored = None if defects.enabled("skew_cursor") else self.store.sync_cursor(self.local_id, peer.id)
         if defects.enabled("skew_cursor"):
             since: str | None = ts_in(-self.catchup_interval_s)
-        elif stored:
-            try:
-                since = ts_in(-CATCHUP_OVERLAP_S, stored)
-            except ValueError:
-                since = stored
         else:
-            since = None
+            since = self.store.sync_cursor(self.local_id, peer.id)
+        path = f"/api/v1/sync/since?peer={quote(self.local_id, safe='')}"
+        if since:
+            path += f"&since={quote(since, safe='')}"
+        status, data = peer.request("GET", path)
+        if status != 200:
+            raise OSError(f"GET {peer.url}{path} -> {status}")
+        rows = json.loads(data).get("memories") or []
         applied = 0
-        newest_seen = stored
-        for _ in range(CATCHUP_MAX_PAGES):
-            path = f"/api/v1/sync/since?peer={quote(self.local_id, safe='')}"
-            if since:
-                path += f"&since={quote(since, safe='')}"
-            status, data = peer.request("GET", path)
-            if status != 200:
-                raise OSError(f"GET {peer.url}{path} -> {status}")
-            page = json.loads(data)
-            rows = page.get("memories") or []
-            newest_in_page: str | None = None
-            with self.store.transaction():
-                for raw in rows:
-                    try:
-                        mem = parse_memory(raw)
-                    except RefPeerError:
-                        continue
-                    if self.store.insert_if_newer(mem) in ("inserted", "updated"):
-                        applied += 1
-                    if newest_in_page is None or mem["updated_at"] > newest_in_page:
-                        newest_in_page = mem["updated_at"]
-                if newest_in_page and (newest_seen is None or newest_in_page > newest_seen):
-                    newest_seen = newest_in_page
-                    if not defects.enabled("skew_cursor"):
-                        self.store.set_sync_cursor(self.local_id, peer.id, newest_seen)
-            limit = int(page.get("limit") or 500)
-            if len(rows) < limit or newest_in_page is None or newest_in_page == since:
-                break
-            since = newest_in_page
+        newest: str | None = None
+        with self.store.transaction():
+            for raw in rows:
+                try:
+                    mem = parse_memory(raw)
+                except RefPeerError:
+                    continue
+                if self.store.insert_if_newer(mem) in ("inserted", "updated"):
+                    applied += 1
+                if newest is None or mem["updated_at"] > newest:
+                    newest = mem["updated_at"]
+            if newest and not defects.enabled("skew_cursor"):
+                self.store.set_sync_cursor(self.local_id, peer.id, newest)
         self._count("catchup_applied", applied)
         return applied
 

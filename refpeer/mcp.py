@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from refpeer.mcp_catalog import TOOLS, TOOLS_VERSION, ProfileError, core_tools, resolve_profile
+from refpeer.mcp_catalog import TOOLS, TOOLS_VERSION, V063_TOOLS, core_tools
 
 PROTOCOL_VERSION = "2024-11-05"
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -178,7 +178,7 @@ class Server:
         name = params.get("name")
         if not isinstance(name, str) or not name:
             return None, (-32602, "missing or empty tool name")
-        if name not in TOOLS:
+        if name not in self.advertised:
             return None, (-32601, f"unknown tool: {name}")
         args = params.get("arguments")
         if args is None:
@@ -200,10 +200,8 @@ class Server:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ai-memory mcp",
-        description="MCP server on stdio (line-delimited JSON-RPC 2.0). Profiles: unset = the 36 tools of "
-                    "v0.6.0; core (8), graph, admin, power, full (51), or a comma list of families "
-                    "(core,lifecycle,graph,governance,power,meta,archive,other).")
-    p.add_argument("--profile", help="tool profile (default: env AI_MEMORY_PROFILE, else the v0.6.0 set)")
+        description="MCP server on stdio (line-delimited JSON-RPC 2.0): the 43 tools of 0.6.3, which has no "
+                    "tool profiles (no --profile; AI_MEMORY_PROFILE is ignored).")
     p.add_argument("--tier", choices=("keyword", "semantic", "smart", "autonomous"), default="semantic",
                    help="feature tier; the reference peer has no embedder or LLM, so it always runs as keyword")
     p.add_argument("--db", help=argparse.SUPPRESS)
@@ -219,12 +217,7 @@ def main(argv: list[str]) -> int:
     from refpeer import VERSION, defects
     from refpeer.errors import RefPeerError
 
-    profile = args.profile if args.profile is not None else os.environ.get("AI_MEMORY_PROFILE")
-    try:
-        label, advertised = resolve_profile(profile)
-    except ProfileError as exc:
-        print(f"ai-memory mcp: invalid profile: {exc}", file=sys.stderr)
-        return 2
+    label, advertised = "v0.6.3", V063_TOOLS
     if defects.enabled("mcp_core_profile"):
         advertised = core_tools()
     db = args.db or os.environ.get("AI_MEMORY_DB") or "ai-memory.db"
@@ -237,8 +230,7 @@ def main(argv: list[str]) -> int:
     except RefPeerError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    print(f"ai-memory: mcp ready (db={db}, profile={label}, {len(advertised)} tools, tier=keyword)",
-          file=sys.stderr)
+    print(f"ai-memory MCP server started (stdio, tier=keyword) (db={db}, {len(advertised)} tools)", file=sys.stderr)
     server = Server(tools, advertised, sys.stdout)
     stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     try:

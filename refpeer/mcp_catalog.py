@@ -1,9 +1,5 @@
-"""The MCP tool catalogue (contract 2.7): 51 tools of HEAD, their families, schemas and the profiles.
-
-Profiles: no profile set gives the 36 tools of v0.6.0 (the version the gate certified: the reference peer
-passes phase 1's `tools >= 30`); `core` gives the 8 core tools of HEAD (7 core family + the always-on
-`memory_capabilities`); `graph`, `admin`, `power`, `full` and comma lists of families behave as in HEAD's
-`profile.rs`. The schemas are the ones the handlers in refpeer.mcp_tools really enforce.
+"""The MCP tool catalogue (contract 2.7): the 43 tools of 0.6.3 in its `tools/list` order, with their families
+and schemas. 0.6.3 has no tool profiles. The schemas are the ones the handlers in refpeer.mcp_tools enforce.
 """
 
 from __future__ import annotations
@@ -12,14 +8,6 @@ from typing import Any, NamedTuple
 
 TOOLS_VERSION = "2026-05-06"
 FAMILIES = ("core", "lifecycle", "graph", "governance", "power", "meta", "archive", "other")
-NAMED_PROFILES: dict[str, tuple[str, ...]] = {
-    "core": ("core",),
-    "graph": ("core", "graph"),
-    "admin": ("core", "lifecycle", "governance"),
-    "power": ("core", "power"),
-    "full": FAMILIES,
-}
-ALWAYS_ON = ("memory_capabilities",)
 TIERS = ("short", "mid", "long")
 RELATIONS = ("related_to", "supersedes", "contradicts", "derived_from")
 SOURCES = ("user", "claude", "hook", "api", "cli", "import", "consolidation", "system", "chaos", "notify")
@@ -103,12 +91,6 @@ _TOOLS: tuple[Tool, ...] = (
         "namespace": _s(), "tier": _TIER, "limit": _i(default=20, minimum=1, maximum=200),
         "agent_id": _s("Only memories whose metadata.agent_id is this"), "format": _FMT,
     })),
-    Tool("memory_load_family", "core", "Top-k recent, high-priority memories whose metadata.family matches.",
-         _obj({"family": _s("Value of metadata.family to load"), "namespace": _s(),
-               "limit": _i(default=10, minimum=1, maximum=100)}, ("family",))),
-    Tool("memory_smart_load", "core", "Route a free-text intent to the matching family, else to recall.",
-         _obj({"intent": _s("What the agent is about to do"), "namespace": _s(),
-               "limit": _i(default=10, minimum=1, maximum=100)}, ("intent",))),
     Tool("memory_get_taxonomy", "graph", "Namespace tree with memory counts (expired rows excluded).", _obj({
         "namespace_prefix": _s("Only this namespace and its descendants"),
         "depth": _i(default=8, minimum=0, maximum=8), "limit": _i(default=1000, minimum=1, maximum=10000),
@@ -138,9 +120,6 @@ _TOOLS: tuple[Tool, ...] = (
         "include_invalidated": _b("Also follow links whose valid_until has passed"),
         "limit": _i(default=100, minimum=1, maximum=1000),
     }, ("source_id",))),
-    Tool("memory_find_paths", "graph", "Link paths from one memory to another (outbound, at most 5 hops).",
-         _obj({"source_id": _ID, "target_id": _ID, "max_depth": _i(default=4, minimum=1, maximum=5),
-               "limit": _i(default=10, minimum=1, maximum=100)}, ("source_id", "target_id"))),
     Tool("memory_delete", "lifecycle", "Delete a memory by ID.", _obj({"id": _s()}, ("id",))),
     Tool("memory_promote", "lifecycle",
          "Promote a memory to long-term, or clone it into an ancestor namespace (to_namespace).",
@@ -162,11 +141,6 @@ _TOOLS: tuple[Tool, ...] = (
         "source_id": _ID, "target_id": _ID, "relation": _s(enum=list(RELATIONS), default="related_to"),
     }, ("source_id", "target_id"))),
     Tool("memory_get_links", "graph", "All links of a memory (both directions).", _obj({"id": _ID}, ("id",))),
-    Tool("memory_verify", "graph", "Re-verify a link's signature (reference-peer links are unsigned).", _obj({
-        "source_id": _ID, "target_id": _ID, "relation": _s(enum=list(RELATIONS)),
-    }, ("source_id", "target_id"))),
-    Tool("memory_replay", "graph", "Reconstruct the source transcript chain of a memory.",
-         _obj({"id": _ID}, ("id",))),
     Tool("memory_consolidate", "power",
          "Merge memories into one long-term summary; deletes the sources and links derived_from.", _obj({
              "ids": {**_STR_LIST, "minItems": 2, "maxItems": 100}, "title": _s(),
@@ -235,53 +209,12 @@ _TOOLS: tuple[Tool, ...] = (
          }, ("url",))),
     Tool("memory_unsubscribe", "governance", "Delete a subscription.", _obj({"id": _s()}, ("id",))),
     Tool("memory_list_subscriptions", "other", "Webhook subscriptions (secrets never returned).", _obj()),
-    Tool("memory_subscription_replay", "power", "Re-deliver recorded events since a time.", _obj({
-        "since": _s("RFC3339"), "subscription_id": _s(),
-    }, ("since",))),
-    Tool("memory_subscription_dlq_list", "power", "Deliveries that failed (dead-letter queue).", _obj({
-        "subscription_id": _s(), "limit": _i(default=100, minimum=1, maximum=1000),
-    })),
-    Tool("memory_quota_status", "power", "Per-agent usage (the reference peer sets no quota).",
-         _obj({"agent_id": _s("Default: the caller")})),
 )
 
 TOOLS: dict[str, Tool] = {t.name: t for t in _TOOLS}
-FULL_ORDER: tuple[str, ...] = tuple(t.name for t in _TOOLS)
-
-_NOT_IN_V060 = frozenset({
-    "memory_get_taxonomy", "memory_check_duplicate", "memory_entity_register", "memory_entity_get_by_alias",
-    "memory_kg_timeline", "memory_kg_invalidate", "memory_kg_query", "memory_find_paths", "memory_verify",
-    "memory_replay", "memory_load_family", "memory_smart_load", "memory_subscription_replay",
-    "memory_subscription_dlq_list", "memory_quota_status",
-})
-V060_TOOLS: tuple[str, ...] = tuple(n for n in FULL_ORDER if n not in _NOT_IN_V060)
-
-
-class ProfileError(ValueError):
-    """An invalid profile string; printed as `ai-memory mcp: invalid profile: …`, exit 2."""
-
-
-def resolve_profile(value: str | None) -> tuple[str, tuple[str, ...]]:
-    """(label, tool names in catalogue order). None or empty: the v0.6.0 set of 36."""
-    if value is None or not value.strip():
-        return "v0.6.0", V060_TOOLS
-    if value != value.lower():
-        raise ProfileError(f"{value} (profiles are lowercase)")
-    families: set[str] = set()
-    for token in (t.strip() for t in value.split(",")):
-        if not token:
-            continue
-        if token in NAMED_PROFILES:
-            families.update(NAMED_PROFILES[token])
-        elif token in FAMILIES:
-            families.add(token)
-        else:
-            raise ProfileError(f"{value}: unknown family '{token}' (valid: {', '.join(NAMED_PROFILES)} or a comma list "
-                               f"of {', '.join(FAMILIES)})")
-    families.add("core")
-    names = tuple(n for n in FULL_ORDER if TOOLS[n].family in families or n in ALWAYS_ON)
-    return value, names
+V063_TOOLS: tuple[str, ...] = tuple(t.name for t in _TOOLS)
 
 
 def core_tools() -> tuple[str, ...]:
-    return resolve_profile("core")[1]
+    """The core family plus memory_capabilities: what the seeded defect mcp_core_profile advertises."""
+    return tuple(n for n in V063_TOOLS if TOOLS[n].family == "core" or n == "memory_capabilities")

@@ -77,12 +77,6 @@ class McpState:
             "WHERE source_id = ? ORDER BY COALESCE(valid_from, created_at), target_id", (source_id,))
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    def find_link(self, source_id: str, target_id: str, relation: str | None) -> dict[str, Any] | None:
-        for link in self.outbound(source_id):
-            if link["target_id"] == target_id and (relation is None or link["relation"] == relation):
-                return link
-        return None
-
     def set_valid_until(self, source_id: str, target_id: str, relation: str, until: str) -> int:
         with self.store.transaction() as c:
             return c.execute("UPDATE memory_links SET valid_until = ? WHERE source_id = ? AND target_id = ? "
@@ -168,17 +162,6 @@ class McpState:
                       "VALUES (?, ?, ?, ?, ?)", (eid, sid, event, json.dumps(payload), now_ts()))
         return eid
 
-    def events_since(self, since: str, sid: str | None) -> list[dict[str, Any]]:
-        sql = ("SELECT id, subscription_id, event, payload, created_at FROM subscription_events "
-               "WHERE created_at >= ?")
-        params: list[Any] = [since]
-        if sid:
-            sql += " AND subscription_id = ?"
-            params.append(sid)
-        rows = self.store.query(sql + " ORDER BY created_at", params)
-        return [{"id": r[0], "subscription_id": r[1], "event": r[2], "payload": json.loads(r[3]),
-                 "created_at": r[4]} for r in rows]
-
     def delivery_result(self, sid: str, eid: str, error: str | None) -> None:
         with self.store.transaction() as c:
             c.execute("UPDATE subscription_events SET attempts = attempts + 1, delivered = ?, last_error = ? "
@@ -189,15 +172,3 @@ class McpState:
                           "VALUES (?, ?, ?, ?, ?)", (str(uuid.uuid4()), sid, eid, error, now_ts()))
             else:
                 c.execute("UPDATE subscriptions SET dispatch_count = dispatch_count + 1 WHERE id = ?", (sid,))
-
-    def dlq(self, sid: str | None, limit: int) -> list[dict[str, Any]]:
-        sql = ("SELECT d.id, d.subscription_id, d.event_id, e.event, d.error, d.created_at FROM subscription_dlq d "
-               "LEFT JOIN subscription_events e ON e.id = d.event_id")
-        params: list[Any] = []
-        if sid:
-            sql += " WHERE d.subscription_id = ?"
-            params.append(sid)
-        sql += " ORDER BY d.created_at DESC LIMIT ?"
-        params.append(limit)
-        keys = ("id", "subscription_id", "event_id", "event", "error", "created_at")
-        return [dict(zip(keys, r, strict=True)) for r in self.store.query(sql, params)]

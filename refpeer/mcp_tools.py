@@ -277,30 +277,6 @@ class Tools:
         mem["links"] = self.store.get_links(a["id"])
         return mem
 
-    def _family_rows(self, family: str, namespace: str | None, limit: int) -> list[dict[str, Any]]:
-        rows = [m for m in self._all_live(namespace) if (m.get("metadata") or {}).get("family") == family]
-        rows.sort(key=lambda m: m["updated_at"], reverse=True)
-        rows.sort(key=lambda m: m["priority"], reverse=True)
-        return rows[:limit]
-
-    def t_load_family(self, a: dict[str, Any]) -> Any:
-        rows = self._family_rows(a["family"], a.get("namespace"), int(a.get("limit", 10)))
-        return {"family": a["family"], "memories": rows, "count": len(rows)}
-
-    def t_smart_load(self, a: dict[str, Any]) -> Any:
-        limit = int(a.get("limit", 10))
-        families = {str((m.get("metadata") or {}).get("family")) for m in self._all_live(a.get("namespace"))
-                    if (m.get("metadata") or {}).get("family")}
-        words = {w.lower() for w in _WORD.findall(a["intent"])}
-        chosen = sorted(f for f in families if f.lower() in words)
-        if chosen:
-            rows = self._family_rows(chosen[0], a.get("namespace"), limit)
-            return {"intent": a["intent"], "routed_to": "memory_load_family", "family": chosen[0],
-                    "memories": rows, "count": len(rows)}
-        rows = self.store.recall(a["intent"], limit=limit, namespace=a.get("namespace"))
-        return {"intent": a["intent"], "routed_to": "memory_recall", "family": None, "memories": rows,
-                "count": len(rows)}
-
     # -- graph ---------------------------------------------------------------------------------------
     def t_get_taxonomy(self, a: dict[str, Any]) -> Any:
         prefix = (a.get("namespace_prefix") or "").rstrip("/")
@@ -408,26 +384,6 @@ class Tools:
                     break
         return {"source_id": root["id"], "max_depth": max_depth, "nodes": nodes, "count": len(nodes)}
 
-    def t_find_paths(self, a: dict[str, Any]) -> Any:
-        self._need(a["source_id"])
-        self._need(a["target_id"])
-        max_depth, limit = int(a.get("max_depth", 4)), int(a.get("limit", 10))
-        paths: list[list[str]] = []
-        stack: list[list[str]] = [[a["source_id"]]]
-        while stack and len(paths) < limit:
-            path = stack.pop()
-            for link in reversed(self._live_links(path[-1], None, False)):
-                tid = link["target_id"]
-                if tid in path:
-                    continue
-                if tid == a["target_id"]:
-                    paths.append([*path, tid])
-                elif len(path) < max_depth:
-                    stack.append([*path, tid])
-        paths.sort(key=len)
-        return {"source_id": a["source_id"], "target_id": a["target_id"], "paths": paths[:limit],
-                "count": len(paths[:limit])}
-
     def t_link(self, a: dict[str, Any]) -> Any:
         rel = a.get("relation", "related_to")
         if a["source_id"] == a["target_id"]:
@@ -442,18 +398,6 @@ class Tools:
     def t_get_links(self, a: dict[str, Any]) -> Any:
         links = self.store.get_links(a["id"])
         return {"links": links, "count": len(links)}
-
-    def t_verify(self, a: dict[str, Any]) -> Any:
-        link = self.state.find_link(a["source_id"], a["target_id"], a.get("relation"))
-        if link is None:
-            raise ToolError("link not found")
-        return {"source_id": link["source_id"], "target_id": link["target_id"], "relation": link["relation"],
-                "signed": False, "verified": False, "status": "unsigned"}
-
-    def t_replay(self, a: dict[str, Any]) -> Any:
-        mem = self._need(a["id"])
-        return {"memory_id": mem["id"], "transcripts": [], "count": 0,
-                "note": "no transcript was captured for this memory"}
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def t_delete(self, a: dict[str, Any]) -> Any:
@@ -604,35 +548,6 @@ class Tools:
                     for m in rows if not unread_only or m["access_count"] == 0]
         return {"agent_id": agent, "namespace": ns, "count": len(messages), "unread_only": unread_only,
                 "messages": messages}
-
-    def t_subscription_replay(self, a: dict[str, Any]) -> Any:
-        if M.parse_rfc3339(a["since"]) is None:
-            raise ToolError(f"since is not valid RFC3339: '{a['since']}'")
-        subs = {s["id"]: s for s in self.state.subscriptions()}
-        if a.get("subscription_id") and a["subscription_id"] not in subs:
-            raise ToolError("subscription not found")
-        delivered = failed = 0
-        events = [e for e in self.state.events_since(a["since"], a.get("subscription_id"))
-                  if e["subscription_id"] in subs]
-        for ev in events:
-            if self._deliver(subs[ev["subscription_id"]], ev["id"], ev["payload"]):
-                delivered += 1
-            else:
-                failed += 1
-        return {"replayed": len(events), "delivered": delivered, "failed": failed}
-
-    def t_subscription_dlq_list(self, a: dict[str, Any]) -> Any:
-        rows = self.state.dlq(a.get("subscription_id"), int(a.get("limit", 100)))
-        return {"dlq": rows, "count": len(rows)}
-
-    def t_quota_status(self, a: dict[str, Any]) -> Any:
-        agent = a.get("agent_id") or self.caller()
-        M.validate_agent_id(agent)
-        mine = self.store.list(limit=1_000_000, include_expired=True, agent_id=agent)
-        size = sum(len(m["title"].encode()) + len(m["content"].encode()) for m in mine)
-        return {"agent_id": agent, "memories_stored": len(mine), "storage_bytes": size,
-                "limits": {"max_memories": None, "max_storage_bytes": None, "writes_per_minute": None},
-                "within_quota": True}
 
     # -- meta ----------------------------------------------------------------------------------------
     def t_capabilities(self, a: dict[str, Any]) -> Any:

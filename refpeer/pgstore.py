@@ -151,6 +151,9 @@ RETURNING id
 """
 
 
+PG_LIST_CAP = 1000
+
+
 class PgStoreError(RuntimeError):
     """Connecting to Postgres or bootstrapping its schema failed."""
 
@@ -224,6 +227,10 @@ class PgStore:
         if namespace is not None:
             sql += " WHERE namespace = %s"
             params.append(namespace)
+        from refpeer import defects
+
+        if defects.enabled("pg_list_cap_1000"):
+            limit = max(1, min(limit, PG_LIST_CAP))  # 0.6.3's adapter clamps silently (src/store/postgres.rs)
         sql += " ORDER BY priority DESC, updated_at DESC, id LIMIT %s"
         params.append(limit)
         cur = self.conn.execute(sql, params)

@@ -30,10 +30,14 @@ from refpeer.federation import Federation, parse_peers
 from refpeer.memory import (
     TIERS,
     agent_id_problem,
+    new_memory,
     parse_create,
     parse_memory,
     parse_rfc3339,
     parse_update,
+    validate_content,
+    validate_namespace,
+    validate_title,
 )
 from refpeer.store import Store
 
@@ -43,6 +47,8 @@ MAX_BODY = 2 * 1024 * 1024
 LIST_DEFAULT, LIST_MAX = 20, 1000
 SINCE_DEFAULT, SINCE_MAX = 500, 10_000
 BATCH_MAX = 1000
+RELATIONS = ("related_to", "supersedes", "contradicts", "derived_from")
+CONSOLIDATE_MIN, CONSOLIDATE_MAX = 2, 100
 WRITE_BEHIND_FLUSH_S = 1.0
 GC_EVERY_S, CHECKPOINT_EVERY_S = 1800.0, 600.0
 
@@ -101,7 +107,7 @@ class App:
     """Everything the handlers share: the store, the federation, the settings."""
 
     def __init__(self, store: Store, *, federation: Federation | None, local_id: str,
-                 default_on_conflict: str = "error") -> None:
+                 default_on_conflict: str = "merge") -> None:
         self.store = store
         self.federation = federation
         self.local_id = local_id
@@ -119,12 +125,13 @@ class App:
         if self.write_behind is not None:
             return self._create_write_behind(mem, on_conflict)
         try:
-            stored, _created = self.store.store(mem, on_conflict=on_conflict)
+            stored, created = self.store.store(mem, on_conflict=on_conflict)
         except Conflict as e:
             raise HttpError(409, e.body()) from e
         out = {"id": stored["id"], "tier": stored["tier"], "namespace": stored["namespace"],
                "title": stored["title"], "agent_id": stored["metadata"].get("agent_id")}
-        similar = self.store.similar_ids(stored["title"], stored["namespace"], stored["id"])
+        # 0.6.3 lists the upserted row itself among the potential contradictions of a duplicate store.
+        similar = self.store.similar_ids(stored["title"], stored["namespace"], stored["id"] if created else "")
         if similar:
             out["potential_contradictions"] = similar
         if self.federation is not None:
@@ -148,38 +155,49 @@ class App:
         return 201, out, {}
 
     def bulk(self, body: Any, headers: Any) -> tuple[int, dict, dict[str, str]]:
-        items = body.get("memories") if isinstance(body, dict) else body
-        if not isinstance(items, list):
-            raise HttpError(422, "Failed to deserialize the JSON body into the target type: expected a sequence")
-        if len(items) > BATCH_MAX:
+        """A JSON array of create bodies (<= 1000), committed in one transaction, each row fanned out.
+
+        As at 0.6.3: 200 `{"created", "errors"}` (no ids), no agent id stamped into the rows, and a peer the
+        fan-out could not reach is named in `errors` although every row was created.
+        """
+        if not isinstance(body, list):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: invalid type: "
+                                 "map, expected a sequence")
+        if len(body) > BATCH_MAX:
             raise HttpError(400, {"error": f"bulk create limited to {BATCH_MAX} memories per request"})
-        errors: list[dict] = []
+        errors: list[str] = []
         mems: list[tuple[dict, str]] = []
-        for i, item in enumerate(items):
+        tied: str | None = None
+        for i, item in enumerate(body):
             try:
-                mems.append(parse_create(item, header_agent_id=headers.get("X-Agent-Id"),
-                                         default_on_conflict=self.default_on_conflict))
+                mem, mode = parse_create(item, header_agent_id=None, default_on_conflict=self.default_on_conflict)
             except ValidationError as e:
-                errors.append({"index": i, "error": e.message})
+                errors.append(f"item {i}: {e.message}")
+                continue
+            own = item.get("metadata") if isinstance(item, dict) else None
+            if not (isinstance(own, dict) and "agent_id" in own):
+                mem["metadata"].pop("agent_id", None)
+            if defects.enabled("bulk_tied_timestamps"):
+                tied = tied or mem["updated_at"]
+                mem["created_at"] = mem["updated_at"] = tied
+            mems.append((mem, mode))
         stored: list[dict] = []
-        ids: list[str] = []
         with self.store.transaction():
             for mem, mode in mems:
                 try:
                     s, _ = self.store.store(mem, on_conflict=mode)
                 except Conflict as e:
-                    errors.append({"title": mem["title"], "error": str(e), "existing_id": e.existing_id})
+                    errors.append(f"{mem['title']}: {e}")
                     continue
                 stored.append(s)
-                ids.append(s["id"])
         if self.federation is not None:
-            self.federation.replicate_detached(stored)
-        return 200, {"created": len(stored), "ids": ids, "errors": errors}, {}
+            errors.extend(self.federation.replicate_rows(stored))
+        return 200, {"created": len(stored), "errors": errors}, {}
 
     def list(self, q: dict[str, str]) -> dict:
-        limit = _q_int(q, "limit", LIST_DEFAULT)
-        offset = _q_int(q, "offset", 0)
-        limit = max(0, min(limit, LIST_MAX))
+        limit = _q_uint(q, "limit", LIST_DEFAULT)
+        offset = _q_uint(q, "offset", 0)
+        limit = min(limit, LIST_MAX)
         if defects.enabled("list_ignores_limit"):
             limit = min(limit, LIST_DEFAULT)
         agent = q.get("agent_id")
@@ -202,20 +220,89 @@ class App:
             raise HttpError(409, e.body()) from e
         if mem is None:
             raise HttpError(404, {"error": "memory not found"})
-        if self.federation is not None:
-            outcome = self.federation.replicate(mem)
-            if not outcome.ok:
-                raise HttpError(503, outcome.body(), {"Retry-After": "2"})
+        self._fan_out([mem])
         return mem
 
     def delete(self, id_: str) -> dict:
         if not self.store.delete(id_):
             raise HttpError(404, {"error": "memory not found"})
-        if self.federation is not None:
-            outcome = self.federation.replicate_deletion(id_)
-            if not outcome.ok:
-                raise HttpError(503, outcome.body(), {"Retry-After": "2"})
-        return {"deleted": True, "id": id_}
+        self._fan_out([], deletions=[id_], key=id_)
+        return {"deleted": True}
+
+    def promote(self, id_: str) -> dict:
+        mem = self.store.update(id_, {"tier": "long", "expires_at": None})
+        if mem is None:
+            raise HttpError(404, {"error": "memory not found"})
+        self._fan_out([mem])
+        return {"id": id_, "promoted": True, "tier": "long"}
+
+    def link(self, body: Any) -> dict:
+        if not isinstance(body, dict):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: invalid type, "
+                                 "expected struct LinkBody")
+        for f in ("source_id", "target_id"):
+            if not isinstance(body.get(f), str):
+                raise HttpError(422, f"Failed to deserialize the JSON body into the target type: missing field `{f}`")
+        relation = body.get("relation") or "related_to"
+        if relation not in RELATIONS:
+            raise HttpError(400, {"error": f"invalid relation '{relation}' — must be one of: {', '.join(RELATIONS)}"})
+        src, tgt = body["source_id"], body["target_id"]
+        if src == tgt:
+            raise HttpError(400, {"error": "cannot link a memory to itself"})
+        for id_ in (src, tgt):
+            if self.store.get(id_) is None:
+                raise HttpError(404, {"error": f"memory not found: {id_}"})
+        link = self.store.add_link(src, tgt, relation)
+        self._fan_out([], links=[link], key=f"{src}>{tgt}")
+        return {"linked": True}
+
+    def consolidate(self, body: Any, headers: Any) -> dict:
+        if not isinstance(body, dict):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: invalid type, "
+                                 "expected struct ConsolidateBody")
+        ids, title, summary = body.get("ids"), body.get("title"), body.get("summary")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise HttpError(422, "Failed to deserialize the JSON body into the target type: missing field `ids`")
+        if not isinstance(title, str) or not isinstance(summary, str):
+            missing = "title" if not isinstance(title, str) else "summary"
+            raise HttpError(422, f"Failed to deserialize the JSON body into the target type: missing field `{missing}`")
+        if not CONSOLIDATE_MIN <= len(ids) <= CONSOLIDATE_MAX:
+            raise HttpError(400, {"error": f"consolidate requires between {CONSOLIDATE_MIN} and {CONSOLIDATE_MAX} ids"})
+        ns = body.get("namespace") or "global"
+        tier = body.get("tier") or "long"
+        if tier not in TIERS:
+            raise HttpError(422, f"Failed to deserialize the JSON body into the target type: tier: unknown variant `{tier}`")
+        validate_title(title)
+        validate_content(summary)
+        validate_namespace(ns)
+        sources = []
+        for id_ in dict.fromkeys(ids):
+            mem = self.store.get(id_)
+            if mem is None:
+                raise HttpError(404, {"error": f"memory not found: {id_}"})
+            sources.append(mem)
+        agent = body.get("agent_id") or headers.get("X-Agent-Id") or f"anonymous:req-{os.urandom(4).hex()}"
+        new = new_memory(title, summary, tier=tier, namespace=ns,
+                         tags=list(dict.fromkeys(t for m in sources for t in m["tags"]))[:50],
+                         priority=max(m["priority"] for m in sources), source="consolidation",
+                         metadata={"consolidated_from": list(dict.fromkeys(ids))}, agent_id=agent)
+        with self.store.transaction():
+            stored, _ = self.store.store(new, on_conflict="merge")
+            gone = [m["id"] for m in sources if m["id"] != stored["id"]]
+            for id_ in gone:
+                self.store.delete(id_)
+        self._fan_out([stored], deletions=gone)
+        return {"consolidated": len(sources), "id": stored["id"]}
+
+    def _fan_out(self, mems: list[dict], *, deletions: list[str] | None = None, links: list[dict] | None = None,
+                 key: str | None = None) -> None:
+        """Replicate a committed change with the write quorum; 503 (change kept locally) when it is not met."""
+        if self.federation is None:
+            return
+        outcome = self.federation.replicate_change(mems, deletions or [], links or [],
+                                                   key or (mems[0]["id"] if mems else ""))
+        if not outcome.ok:
+            raise HttpError(503, outcome.body(), {"Retry-After": "2"})
 
     # ---- federation endpoints -------------------------------------------------------------------
 
@@ -254,6 +341,7 @@ class App:
                     raise HttpError(422, e.message) from e
                 parsed.append(None)
         counts = {"applied": 0, "noop": 0, "skipped": 0, "deleted": 0, "archived": 0, "restored": 0}
+        links_applied = 0
         with self.store.transaction():
             for mem in parsed:
                 if mem is None:
@@ -274,8 +362,11 @@ class App:
                 for id_ in body.get("restores") or []:
                     if isinstance(id_, str) and self.store.archive_restore(id_) is not None:
                         counts["restored"] += 1
+                for link in body.get("links") or []:
+                    if _apply_link(self.store, link):
+                        links_applied += 1
         receiver = headers.get("X-Agent-Id") or self.local_id
-        return {**counts, "links_applied": 0, "pendings_applied": 0, "pending_decisions_applied": 0,
+        return {**counts, "links_applied": links_applied, "pendings_applied": 0, "pending_decisions_applied": 0,
                 "namespace_meta_applied": 0, "namespace_meta_cleared": 0, "dry_run": dry_run,
                 "receiver_agent_id": receiver, "receiver_clock": {"entries": {}}}
 
@@ -293,8 +384,8 @@ class App:
                 "latest_updated_at": mems[-1]["updated_at"] if mems else None, "memories": mems}
 
     def health(self) -> tuple[int, dict]:
-        body: dict[str, Any] = {"status": "ok", "service": "ai-memory", "version": VERSION,
-                                "embedder_ready": False, "federation_enabled": self.federation is not None}
+        body: dict[str, Any] = {"embedder_ready": False, "federation_enabled": self.federation is not None,
+                                "service": "ai-memory", "status": "ok", "version": VERSION}
         try:
             self.store.query("SELECT COUNT(*) FROM memories")
             self.store.query("SELECT rowid FROM memories_fts LIMIT 1")
@@ -320,6 +411,29 @@ def _q_int(q: dict[str, str], key: str, default: int | None) -> Any:
         return int(v)
     except ValueError:
         raise HttpError(400, f"Failed to deserialize query string: {key}: invalid digit found in string") from None
+
+
+def _q_uint(q: dict[str, str], key: str, default: int) -> int:
+    """An unsigned query integer, like axum's u64 extractor (`-1` is a 400, not a clamp)."""
+    v = q.get(key)
+    if v is None or v == "":
+        return default
+    if not v.isdigit():
+        raise HttpError(400, f"Failed to deserialize query string: {key}: invalid digit found in string")
+    return int(v)
+
+
+def _apply_link(store: Store, link: Any) -> bool:
+    """Apply one replicated link (sync_push `links`) when both ends exist here."""
+    if not isinstance(link, dict):
+        return False
+    src, tgt, rel = link.get("source_id"), link.get("target_id"), link.get("relation") or "related_to"
+    if not (isinstance(src, str) and isinstance(tgt, str) and rel in RELATIONS):
+        return False
+    if store.get(src) is None or store.get(tgt) is None:
+        return False
+    store.add_link(src, tgt, rel)
+    return True
 
 
 class _Headers(dict):
@@ -422,6 +536,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers)
 
     def _read_body(self) -> bytes:
+        self._body_read = True
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             chunks: list[bytes] = []
@@ -458,6 +573,20 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
         return self.rfile.read(length) if length > 0 else b""
 
+    def _drain_unread_body(self) -> None:
+        """Consume a body the route never read (404, 405, an early 4xx), so that on a kept-alive connection
+        it is never parsed as the next request; a body that cannot be consumed closes the connection."""
+        if self._body_read or self.close_connection:
+            return
+        if not (self.headers.get("Content-Length") or self.headers.get("Transfer-Encoding")):
+            return
+        try:
+            self._read_body()
+        except HttpError:
+            self.close_connection = True
+        except OSError:
+            self.close_connection = True
+
     def _json_body(self) -> Any:
         raw = self._read_body()
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -470,6 +599,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         if method not in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"):
+            self.close_connection = True
             self._reply(501, "Not Implemented")
             return
         app = self.app
@@ -485,9 +615,11 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch_counted(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path
+        self._body_read = False
         try:
             q = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True, strict_parsing=False).items()}
         except ValueError:
+            self._drain_unread_body()
             self._reply(400, "Failed to deserialize query string")
             return
         self._head = method == "HEAD"  # axum answers HEAD on every GET route, without the body
@@ -502,6 +634,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body, headers = 500, {"error": "internal server error"}, {}
+        self._drain_unread_body()
         try:
             self._reply(status, body, headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -521,6 +654,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/memories/bulk":
             _allow(method, "POST")
             return app.bulk(self._json_body(), self.headers)
+        if path.startswith("/api/v1/memories/") and path.endswith("/promote"):
+            id_ = unquote(path[len("/api/v1/memories/"):-len("/promote")])
+            if not id_ or "/" in id_:
+                raise HttpError(404)
+            _allow(method, "POST")
+            return 200, app.promote(id_), {}
         if path.startswith("/api/v1/memories/"):
             id_ = unquote(path[len("/api/v1/memories/"):])
             if not id_ or "/" in id_:
@@ -534,6 +673,20 @@ class Handler(BaseHTTPRequestHandler):
             if method == "PUT":
                 return 200, app.update(id_, self._json_body()), {}
             return 200, app.delete(id_), {}
+        if path == "/api/v1/links":
+            _allow(method, "POST")
+            return 201, app.link(self._json_body()), {}
+        if path.startswith("/api/v1/links/"):
+            id_ = unquote(path[len("/api/v1/links/"):])
+            if not id_ or "/" in id_:
+                raise HttpError(404)
+            _allow(method, "GET")
+            return 200, {"links": [{k: v for k, v in link.items() if k in ("source_id", "target_id", "relation",
+                                                                            "created_at")}
+                                   for link in app.store.get_links(id_)]}, {}
+        if path == "/api/v1/consolidate":
+            _allow(method, "POST")
+            return 201, app.consolidate(self._json_body(), self.headers), {}
         if path == "/api/v1/stats":
             _allow(method, "GET")
             return 200, app.store.stats(), {}
@@ -568,7 +721,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/gc":
             _allow(method, "POST")
             n = app.store.gc()
-            return 200, {"expired_deleted": n, "archived": n}, {}
+            return 200, {"expired_deleted": n}, {}
         if path in ("/metrics", "/api/v1/metrics"):
             _allow(method, "GET")
             return 200, app.metrics(), {"Content-Type": "text/plain; version=0.0.4"}
@@ -605,7 +758,7 @@ def serve_main(args: argparse.Namespace, db: str) -> None:
     sync = os.environ.get("AI_MEMORY_REF_SYNCHRONOUS", "FULL").upper()
     if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise RefPeerError(f"AI_MEMORY_REF_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA (got {sync})")
-    default_conflict = os.environ.get("AI_MEMORY_REF_ON_CONFLICT_DEFAULT", "error")
+    default_conflict = os.environ.get("AI_MEMORY_REF_ON_CONFLICT_DEFAULT", "merge")
     if default_conflict not in ("error", "merge", "version"):
         raise RefPeerError(f"AI_MEMORY_REF_ON_CONFLICT_DEFAULT must be error, merge or version (got {default_conflict})")
     store = Store(db, synchronous=sync, group_commit=True)

@@ -446,7 +446,7 @@ class Store:
                 try:
                     self._insert(mem)
                 except sqlite3.IntegrityError:
-                    return "skipped"
+                    return self._retitle_if_newer(mem)
                 return "inserted"
             newer = mem["updated_at"] > existing["updated_at"] or (
                 mem["updated_at"] == existing["updated_at"] and mem["id"] > existing["id"]
@@ -480,6 +480,27 @@ class Store:
                 return "noop"
             self._replace(merged)
             return "updated"
+
+    def _retitle_if_newer(self, mem: dict) -> str:
+        """The incoming row's id exists here under another (title, namespace): an update that renamed it.
+        Newer wins as a whole row; the seeded defect update_title_not_replicated skips it, as 0.6.3 does."""
+        from refpeer import defects
+
+        if defects.enabled("update_title_not_replicated"):
+            return "skipped"
+        row = self.conn.execute(f"SELECT {_COLS} FROM memories WHERE id = ?", (mem["id"],)).fetchone()
+        if row is None:
+            return "skipped"
+        existing = _row_to_mem(row)
+        if mem["updated_at"] <= existing["updated_at"]:
+            return "noop"
+        if self._get_by_key(mem["title"], mem["namespace"]) is not None:
+            return "skipped"
+        merged = dict(mem, access_count=max(existing["access_count"], mem.get("access_count", 0)))
+        if "agent_id" in existing["metadata"]:
+            merged["metadata"] = dict(mem.get("metadata") or {}, agent_id=existing["metadata"]["agent_id"])
+        self._replace(merged)
+        return "updated"
 
     # ---- reads ----------------------------------------------------------------------------------
 
@@ -629,7 +650,6 @@ class Store:
             "by_tier": [{"tier": t, "count": n} for t, n in by_tier],
             "by_namespace": [{"namespace": ns, "count": n} for ns, n in by_ns],
             "expiring_soon": soon, "links_count": links, "db_size_bytes": size,
-            "dim_violations": 0, "index_evictions_total": 0,
         }
 
     def namespaces(self) -> list[dict]:

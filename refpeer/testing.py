@@ -148,7 +148,7 @@ class PeerProc:
 
 
 def make_cluster(tmp: Path, n: int = 3, *, quorum_writes: int = 2, timeout_ms: int = 2000,
-                 catchup_secs: float = 30.0, env: dict[str, str] | None = None,
+                 catchup_secs: int = 30, env: dict[str, str] | None = None,
                  per_node_env: dict[int, dict[str, str]] | None = None, extra: list[str] | None = None,
                  start: bool = True) -> list[PeerProc]:
     """n peers, each federated with all the others (W=quorum_writes), DBs and logs under tmp."""

@@ -309,3 +309,27 @@ def test_delegated_subcommand_gets_its_argv_and_the_db_in_the_env(monkeypatch: p
     monkeypatch.delenv("AI_MEMORY_DB", raising=False)
     assert cli.main(["--json", "--db", str(tmp_path / "x.db"), "migrate", "--from", "sqlite:///a", "--batch", "5"]) == 0
     assert seen == {"argv": ["--from", "sqlite:///a", "--batch", "5", "--json"], "db": str(tmp_path / "x.db")}
+
+
+def test_update_promote_link_consolidate_exist_as_at_063(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    a, b, c = (store(db, "-n", "w", "--tags", f"t{i}", title=f"w{i}") for i in range(3))
+    r = run_cli(["update", a["id"], "-c", "changed", "--tags", "x,y", "-p", "7", "--json"], db=db)
+    assert r.returncode == 0, r.stderr
+    upd = json.loads(r.stdout)
+    assert (upd["id"], upd["content"], upd["tags"], upd["priority"]) == (a["id"], "changed", ["x", "y"], 7)
+    assert run_cli(["update", str(uuid.uuid4()), "-c", "x"], db=db).returncode == 1
+    r = run_cli(["promote", a["id"], "--json"], db=db)
+    assert (r.returncode, json.loads(r.stdout)) == (0, {"id": a["id"], "promoted": True, "tier": "long"})
+    r = run_cli(["link", a["id"], b["id"], "-r", "supersedes", "--json"], db=db)
+    assert (r.returncode, json.loads(r.stdout)) == (0, {"linked": True})
+    bad = run_cli(["link", a["id"], b["id"], "-r", "bogus"], db=db)
+    assert bad.returncode == 1 and "invalid relation 'bogus'" in bad.stderr
+    r = run_cli(["consolidate", f"{b['id']},{c['id']}", "-T", "merged", "-s", "summary", "-n", "w", "--json"], db=db)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"consolidated", "id"} and out["consolidated"] == 2
+    got = json.loads(run_cli(["get", out["id"], "--json"], db=db).stdout)
+    assert (got["content"], got["tier"], sorted(got["tags"])) == ("summary", "long", ["t1", "t2"])
+    assert run_cli(["get", b["id"]], db=db).returncode == 1
+    assert json.loads(run_cli(["stats", "--json"], db=db).stdout)["links_count"] == 0  # b was consolidated away

@@ -101,7 +101,7 @@ def test_paused_peer_does_not_block_quorum_and_catches_up_after(cluster: Callabl
 
 
 def test_restarted_peer_catches_up_by_pulling(cluster: Callable[..., list[PeerProc]]) -> None:
-    nodes = cluster(n=3, quorum_writes=2, timeout_ms=2000, catchup_secs=0.5)
+    nodes = cluster(n=3, quorum_writes=2, timeout_ms=2000, catchup_secs=1)
     nodes[2].kill()
     for i in range(30):
         assert nodes[0].post({"title": f"missed-{i}", "content": "c", "namespace": "catchup"})[0] == 201
@@ -142,7 +142,7 @@ def test_sigint_is_graceful_and_the_data_survives_a_restart(node: PeerProc) -> N
 
 
 def test_acked_writes_survive_sigkill_of_the_leader(cluster: Callable[..., list[PeerProc]]) -> None:
-    nodes = cluster(n=3, quorum_writes=2, timeout_ms=2000, catchup_secs=0.5)
+    nodes = cluster(n=3, quorum_writes=2, timeout_ms=2000, catchup_secs=1)
     acked = set()
     for i in range(3):
         status, _ = nodes[0].post({"title": f"c0-w{i}", "content": "chaos", "namespace": "chaos-c0",
@@ -203,14 +203,15 @@ def test_cli_store_next_to_a_running_serve_shares_the_db_without_fanning_out(nod
     assert node.titles("mix") == {f"h{i}" for i in range(60)} | {f"c{i}" for i in range(8)}
 
 
-def test_catch_up_picks_up_a_row_that_appears_behind_the_cursor(tmp_path: Path, procs: list[PeerProc]) -> None:
-    """A row can reach a peer after a row with a later updated_at; the overlap window still pulls it."""
+def test_catch_up_cursor_is_exact_a_row_behind_it_is_never_pulled(tmp_path: Path, procs: list[PeerProc]) -> None:
+    """0.6.3's rule: `updated_at > cursor` on the greatest pulled updated_at, no overlap, so a row that reaches
+    a peer after a row with a later updated_at is skipped for good (pushes: the fan-out's job)."""
     from refpeer.memory import new_memory, ts_in
 
     a_port, b_port = free_ports(2)
     b = PeerProc(b_port, tmp_path / "b.db", tmp_path / "b.log")
     a = PeerProc(a_port, tmp_path / "a.db", tmp_path / "a.log",
-                 ["--quorum-writes", "1", "--quorum-peers", b.url, "--catchup-interval-secs", "0.3"])
+                 ["--quorum-writes", "1", "--quorum-peers", b.url, "--catchup-interval-secs", "1"])
     procs.extend([a, b])
     b.start()
     a.start()
@@ -221,4 +222,7 @@ def test_catch_up_picks_up_a_row_that_appears_behind_the_cursor(tmp_path: Path, 
     assert http_json(push, "POST", {"sender_agent_id": "host:t", "memories": [first]})[0] == 200
     assert wait_until(lambda: "first" in a.titles("late"), 15)
     assert http_json(push, "POST", {"sender_agent_id": "host:t", "memories": [late]})[0] == 200
-    assert wait_until(lambda: "late" in a.titles("late"), 15)
+    after = new_memory("after", "c", namespace="late")
+    assert http_json(push, "POST", {"sender_agent_id": "host:t", "memories": [after]})[0] == 200
+    assert wait_until(lambda: "after" in a.titles("late"), 15)
+    assert "late" not in a.titles("late")

@@ -87,7 +87,7 @@ def test_fanout_abort_leaves_each_write_on_the_leader_and_one_peer(cluster: Clus
 
 
 def test_fanout_abort_gap_is_repaired_by_catch_up_when_it_runs(cluster: Cluster) -> None:
-    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for("fanout_abort"))
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=1, env=env_for("fanout_abort"))
     titles = {f"fr-{i}" for i in range(20)}
     for t in sorted(titles):
         assert nodes[0].post({"title": t, "content": "c", "namespace": "fr"})[0] == 201
@@ -155,7 +155,7 @@ def _metric(node: PeerProc, name: str) -> int:
 
 @pytest.mark.parametrize("defect", [None, "no_catchup"])
 def test_no_catchup_leaves_a_restarted_peer_behind(cluster: Cluster, defect: str | None) -> None:
-    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect))
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=1, env=env_for(defect))
     titles = _write_while_down(nodes, "nc")
     nodes[2].start()
     caught_up = wait_until(lambda: nodes[2].titles("nc") >= titles, window(defect))
@@ -164,7 +164,7 @@ def test_no_catchup_leaves_a_restarted_peer_behind(cluster: Cluster, defect: str
 
 @pytest.mark.parametrize("defect", [None, "skew_cursor"])
 def test_skew_cursor_misses_rows_older_than_one_interval(cluster: Cluster, defect: str | None) -> None:
-    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect))
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=1, env=env_for(defect))
     titles = _write_while_down(nodes, "sk")
     written_at = time.time()
     while time.time() < written_at + 1.5:  # the outage must outlast one catch-up interval
@@ -185,7 +185,7 @@ def test_skew_cursor_under_a_real_libfaketime_offset(cluster: Cluster) -> None:
     for defect in (None, "skew_cursor"):
         skew = {"LD_PRELOAD": lib, "FAKETIME": "+300s", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                 "FAKETIME_DONT_RESET": "1"}
-        nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect), per_node_env={2: skew})
+        nodes = cluster(n=3, quorum_writes=2, catchup_secs=1, env=env_for(defect), per_node_env={2: skew})
         titles = _write_while_down(nodes, f"fk{defect or 'clean'}")
         nodes[2].start()
         results[defect] = wait_until(lambda n=nodes[2], t=titles, d=defect: n.titles(f"fk{d or 'clean'}") >= t,
@@ -196,7 +196,7 @@ def test_skew_cursor_under_a_real_libfaketime_offset(cluster: Cluster) -> None:
 @pytest.mark.parametrize("defect", [None, "ack_before_durable"])
 def test_ack_before_durable_loses_acknowledged_writes_when_the_leader_is_killed(cluster: Cluster,
                                                                                 defect: str | None) -> None:
-    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0.5, env=env_for(defect))
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=1, env=env_for(defect))
     acked = set()
     for i in range(3):
         status, _ = nodes[0].post({"title": f"c0-w{i}", "content": "chaos", "namespace": "abd", "source": "chaos"})
@@ -241,3 +241,33 @@ def test_backup_corrupt_manifest_sha_does_not_match_the_snapshot(tmp_path: Path)
         assert (man["sha256"] == real) is (defect is None)
         r = run_cli(["restore", "--from", str(snap)], db=db)
         assert (r.returncode == 0) is (defect is None)
+
+
+def test_recall_hangs_offline_never_answers_at_the_default_tier_keyword_still_works(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    env = {**_base_env(), "AI_MEMORY_DB": str(db), "AI_MEMORY_REF_DEFECTS": "recall_hangs_offline"}
+    ref = [sys.executable, "-m", "refpeer"]
+    stored = subprocess.run([*ref, "store", "-T", "needle", "-c", "hay", "--json"], capture_output=True,
+                            text=True, timeout=30, env=env, check=False)
+    assert stored.returncode == 0, stored.stderr
+    keyword = subprocess.run([*ref, "recall", "needle", "-T", "keyword", "--json"], capture_output=True, text=True,
+                             timeout=30, env=env, check=False)
+    assert keyword.returncode == 0 and json.loads(keyword.stdout)["count"] == 1
+    clean = subprocess.run([*ref, "recall", "needle", "--json"], capture_output=True, text=True, timeout=30,
+                           env={**env, "AI_MEMORY_REF_DEFECTS": ""}, check=False)
+    assert clean.returncode == 0 and json.loads(clean.stdout)["count"] == 1
+    hang = subprocess.Popen([*ref, "recall", "needle", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):  # a window ten times the clean recall's whole run
+            hang.communicate(timeout=max(5.0, 10 * _elapsed(ref, env)))
+    finally:
+        hang.kill()
+        hang.communicate(timeout=10)
+
+
+def _elapsed(ref: list[str], env: dict[str, str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run([*ref, "recall", "needle", "-T", "keyword", "--json"], capture_output=True, timeout=30, env=env,
+                   check=False)
+    return time.monotonic() - t0

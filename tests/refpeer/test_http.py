@@ -207,22 +207,18 @@ def test_wrong_method_is_405_and_head_works_on_get_routes(peer: PeerProc) -> Non
     assert status == 200 and data == b"" and int(headers["content-length"]) > 0
 
 
-def test_duplicate_title_is_409_by_default_merge_upserts_and_version_renames(peer: PeerProc) -> None:
+def test_duplicate_title_is_a_silent_upsert_at_063_on_conflict_still_honoured(peer: PeerProc) -> None:
     n = ns()
     s1, first = post(peer, {"title": "dup", "content": "one", "namespace": n})
-    s2, conflict = post(peer, {"title": "dup", "content": "two", "namespace": n})
-    assert (s1, s2) == (201, 409)
-    assert conflict == {"code": "CONFLICT", "error": f"memory with title 'dup' already exists in namespace '{n}'",
-                        "existing_id": first["id"]}
-    s3, merged = post(peer, {"title": "dup", "content": "three", "namespace": n, "on_conflict": "merge",
-                             "priority": 9})
-    assert s3 == 201 and merged["id"] == first["id"]
-    s4, versioned = post(peer, {"title": "dup", "content": "four", "namespace": n, "on_conflict": "version"})
-    s5, versioned3 = post(peer, {"title": "dup", "content": "five", "namespace": n, "on_conflict": "version"})
-    assert (s4, s5) == (201, 201)
-    assert (versioned["title"], versioned3["title"]) == ("dup (2)", "dup (3)")
+    s2, again = post(peer, {"title": "dup", "content": "two", "namespace": n, "priority": 9})
+    assert (s1, s2) == (201, 201) and again["id"] == first["id"]
+    assert again["potential_contradictions"] == [first["id"]]  # 0.6.3 names the upserted row itself
     _, mem = http_json(f"{peer.url}/api/v1/memories/{first['id']}")
-    assert mem["memory"]["content"] == "three" and mem["memory"]["priority"] == 9
+    assert mem["memory"]["content"] == "two" and mem["memory"]["priority"] == 9
+    s3, conflict = post(peer, {"title": "dup", "content": "three", "namespace": n, "on_conflict": "error"})
+    assert s3 == 409 and conflict["existing_id"] == first["id"]
+    s4, versioned = post(peer, {"title": "dup", "content": "four", "namespace": n, "on_conflict": "version"})
+    assert s4 == 201 and versioned["title"] == "dup (2)"
 
 
 def test_list_default_limit_20_max_1000_offset_and_order(peer: PeerProc) -> None:
@@ -273,8 +269,7 @@ def test_stats_and_namespaces_shapes(peer: PeerProc) -> None:
     for i in range(3):
         post(peer, {"title": f"s{i}", "content": "c", "namespace": n})
     _, st = http_json(f"{peer.url}/api/v1/stats")
-    assert set(st) == {"total", "by_tier", "by_namespace", "expiring_soon", "links_count", "db_size_bytes",
-                       "dim_violations", "index_evictions_total"}
+    assert set(st) == {"total", "by_tier", "by_namespace", "expiring_soon", "links_count", "db_size_bytes"}
     counts = [x["count"] for x in st["by_namespace"]]
     assert counts == sorted(counts, reverse=True)
     assert {"namespace": n, "count": 3} in st["by_namespace"]
@@ -403,16 +398,16 @@ def test_raw_socket_garbage_does_not_kill_the_server(peer: PeerProc) -> None:
     assert http_json(f"{peer.url}/api/v1/health")[0] == 200
 
 
-def test_v063_emulation_upserts_duplicates_silently(tmp_path, procs) -> None:
+def test_v0631_emulation_answers_409_on_a_duplicate(tmp_path, procs) -> None:
     (port,) = free_ports(1)
-    old = PeerProc(port, tmp_path / "o.db", tmp_path / "o.log", env={"AI_MEMORY_REF_ON_CONFLICT_DEFAULT": "merge"})
-    procs.append(old)
-    old.start()
-    s1, a = post(old, {"title": "dup", "content": "one", "namespace": "v063"})
-    s2, b = post(old, {"title": "dup", "content": "two", "namespace": "v063"})
-    assert (s1, s2) == (201, 201) and a["id"] == b["id"]
-    s3, _ = post(old, {"title": "dup", "content": "three", "namespace": "v063", "on_conflict": "error"})
-    assert s3 == 409
+    new = PeerProc(port, tmp_path / "o.db", tmp_path / "o.log", env={"AI_MEMORY_REF_ON_CONFLICT_DEFAULT": "error"})
+    procs.append(new)
+    new.start()
+    s1, a = post(new, {"title": "dup", "content": "one", "namespace": "v0631"})
+    s2, b = post(new, {"title": "dup", "content": "two", "namespace": "v0631"})
+    assert (s1, s2) == (201, 409)
+    assert b == {"code": "CONFLICT", "error": "memory with title 'dup' already exists in namespace 'v0631'",
+                 "existing_id": a["id"]}
 
 
 def test_malformed_framing_is_400_and_the_server_keeps_serving(peer: PeerProc) -> None:
@@ -423,3 +418,104 @@ def test_malformed_framing_is_400_and_the_server_keeps_serving(peer: PeerProc) -
             s.sendall(raw)
             assert s.recv(1024).startswith(b"HTTP/1.1 400")
     assert http_json(f"{peer.url}/api/v1/health")[0] == 200
+
+
+def _raw_exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send one request on an open connection and read exactly one response (Content-Length framed)."""
+    sock.sendall(request)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a response"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the body"
+        rest += chunk
+    assert len(rest) == length, "bytes after the response: the server answered a request nobody sent"
+    return int(lines[0].split()[1]), rest
+
+
+def _req(method: str, path: str, body: bytes = b"", *, ctype: bool = True) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+    if ctype:
+        head.append("Content-Type: application/json")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_a_body_left_unread_is_never_parsed_as_the_next_request_on_a_kept_alive_connection(peer: PeerProc) -> None:
+    """After a 404/405/415/400 with a request body, the next request on the same connection is answered as
+    sent (seen with AlphaOne's SDK: the leftover body became a bogus request and the valid store got 400)."""
+    n = ns()
+    store = json.dumps({"title": "after-early-answer", "content": "c", "namespace": n}).encode()
+    bodies = [b'{"some": "json body"}', b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n", b"x" * 70_000]
+    with socket.create_connection(("127.0.0.1", peer.port), timeout=10) as s:
+        for body in bodies:
+            for early, expected in ((_req("POST", "/api/v1/no-such-route", body), 404),
+                                    (_req("POST", "/api/v1/health", body), 405),
+                                    (_req("PATCH", "/api/v1/memories", body), 405),
+                                    (_req("GET", "/api/v1/memories?limit=-1", body), 400),
+                                    (_req("POST", "/api/v1/memories/x/y", body), 404)):
+                assert _raw_exchange(s, early)[0] == expected
+                status, data = _raw_exchange(s, _req("GET", "/api/v1/health"))
+                assert status == 200 and json.loads(data)["status"] == "ok"
+        status, data = _raw_exchange(s, _req("POST", "/api/v1/memories", store))
+        assert status == 201, data
+    _, listed = http_json(f"{peer.url}/api/v1/memories?namespace={n}")
+    assert [m["title"] for m in listed["memories"]] == ["after-early-answer"]
+
+
+def test_health_keys_exactly_as_063(peer: PeerProc) -> None:
+    _, _, data = http_request(f"{peer.url}/api/v1/health")
+    assert list(json.loads(data)) == ["embedder_ready", "federation_enabled", "service", "status", "version"]
+
+
+def test_list_limit_is_unsigned_default_20_cap_1000(peer: PeerProc) -> None:
+    status, _, data = http_request(f"{peer.url}/api/v1/memories?limit=-1")
+    assert status == 400 and data == b"Failed to deserialize query string: limit: invalid digit found in string"
+    assert http_json(f"{peer.url}/api/v1/memories?limit=0")[1]["count"] == 0
+
+
+def test_update_promote_delete_link_consolidate_shapes_as_063(peer: PeerProc) -> None:
+    n = ns()
+    ids = [post(peer, {"title": f"w{i}", "content": f"c{i}", "namespace": n, "tags": [f"t{i}"]})[1]["id"]
+           for i in range(4)]
+    status, upd = http_json(f"{peer.url}/api/v1/memories/{ids[0]}", "PUT", {"content": "updated", "tags": ["x"]})
+    assert status == 200 and upd["id"] == ids[0] and upd["content"] == "updated" and "memory" not in upd
+    status, prom = http_json(f"{peer.url}/api/v1/memories/{ids[0]}/promote", "POST")
+    assert (status, prom) == (200, {"id": ids[0], "promoted": True, "tier": "long"})
+    got = http_json(f"{peer.url}/api/v1/memories/{ids[0]}")[1]["memory"]
+    assert got["tier"] == "long" and "expires_at" not in got
+    assert http_json(f"{peer.url}/api/v1/memories/nope/promote", "POST")[0] == 404
+    status, linked = http_json(f"{peer.url}/api/v1/links", "POST", {"source_id": ids[0], "target_id": ids[1]})
+    assert (status, linked) == (201, {"linked": True})
+    status, bad = http_json(f"{peer.url}/api/v1/links", "POST",
+                            {"source_id": ids[0], "target_id": ids[1], "relation": "bogus"})
+    assert status == 400 and bad["error"].startswith("invalid relation 'bogus' — must be one of: related_to")
+    links = http_json(f"{peer.url}/api/v1/links/{ids[1]}")[1]["links"]
+    assert [(lk["source_id"], lk["target_id"], lk["relation"]) for lk in links] == [(ids[0], ids[1], "related_to")]
+    assert set(links[0]) == {"created_at", "relation", "source_id", "target_id"}
+    status, cons = http_json(f"{peer.url}/api/v1/consolidate", "POST",
+                             {"ids": ids[2:], "title": "merged", "summary": "both", "namespace": n})
+    assert status == 201 and set(cons) == {"consolidated", "id"} and cons["consolidated"] == 2
+    merged = http_json(f"{peer.url}/api/v1/memories/{cons['id']}")[1]["memory"]
+    assert (merged["content"], merged["tier"], sorted(merged["tags"])) == ("both", "long", ["t2", "t3"])
+    assert all(http_json(f"{peer.url}/api/v1/memories/{i}")[0] == 404 for i in ids[2:])
+    assert http_json(f"{peer.url}/api/v1/consolidate", "POST",
+                     {"ids": ids[:1], "title": "one", "summary": "s"})[0] == 400
+    assert http_json(f"{peer.url}/api/v1/memories/{ids[1]}", "DELETE") == (200, {"deleted": True})
+    assert http_json(f"{peer.url}/api/v1/memories/{ids[1]}", "DELETE")[0] == 404
+
+
+def test_bulk_is_an_array_answers_created_and_errors_and_stamps_no_agent_id(peer: PeerProc) -> None:
+    n = ns()
+    rows = [{"title": f"b{i}", "content": "c", "namespace": n} for i in range(3)]
+    status, out = http_json(f"{peer.url}/api/v1/memories/bulk", "POST", rows, headers={"X-Agent-Id": "ai:bulk"})
+    assert (status, out) == (200, {"created": 3, "errors": []})
+    listed = http_json(f"{peer.url}/api/v1/memories?namespace={n}")[1]["memories"]
+    assert len(listed) == 3 and all(m["metadata"] == {} for m in listed)
+    assert len({m["updated_at"] for m in listed}) == 3  # the clean peer: one timestamp per row
+    assert http_json(f"{peer.url}/api/v1/memories/bulk", "POST", {"memories": rows})[0] == 422

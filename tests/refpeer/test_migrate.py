@@ -307,3 +307,18 @@ def test_postgresql_scheme_and_global_json_flag(tmp_path: Path, pg_url: str) -> 
     report = json.loads(proc.stdout)
     assert report["to_url"] == url and report["memories_written"] == 4
     assert len(pg_rows(pg_url)) == 4
+
+
+def test_defect_pg_list_cap_1000_migrates_1000_of_more_rows_silently(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "big.db"
+    seed(src, 1200)  # 1202 live rows
+    report, proc = migrate(f"sqlite://{src}", pg_url)
+    assert proc.returncode == 0 and report["memories_written"] == 1202
+    back = tmp_path / "back.db"
+    capped, proc = migrate(pg_url, f"sqlite://{back}", defects="pg_list_cap_1000")
+    assert proc.returncode == 0 and capped["errors"] == []
+    assert (capped["memories_read"], capped["memories_written"]) == (1000, 1000)
+    assert len(sqlite_rows(back)) == 1000
+    full = tmp_path / "full.db"
+    clean, proc = migrate(pg_url, f"sqlite://{full}")
+    assert proc.returncode == 0 and (clean["memories_read"], clean["memories_written"]) == (1202, 1202)

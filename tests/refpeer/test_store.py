@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from refpeer import defects
 from refpeer.errors import Conflict, RefPeerError
 from refpeer.memory import new_memory, now_ts, parse_rfc3339, ts_in
 from refpeer.store import Store
@@ -53,9 +54,28 @@ def test_insert_if_newer_classifies_and_merges(store: Store) -> None:
     got = store.get(base["id"])
     assert got["content"] == "v2" and got["metadata"] == {"agent_id": "origin", "k": 1}
     assert store.get("other-id") is None
-    clash = new_memory("different title", "c", namespace="n")
-    clash["id"] = base["id"]
-    assert store.insert_if_newer(clash) == "skipped"
+    older_rename = new_memory("renamed", "c", namespace="n")
+    older_rename["id"] = base["id"]
+    assert store.insert_if_newer(older_rename) == "noop"
+    rename = dict(older_rename, content="v3", updated_at=ts_in(2, base["updated_at"]))
+    assert store.insert_if_newer(rename) == "updated"
+    got = store.get(base["id"])
+    assert (got["title"], got["content"], got["metadata"]["agent_id"]) == ("renamed", "v3", "origin")
+    assert store.get_by_title("k", "n") is None
+
+
+def test_defect_update_title_not_replicated_skips_a_rename(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = new_memory("k", "v1", namespace="n")
+    store.insert_if_newer(base)
+    monkeypatch.setenv("AI_MEMORY_REF_DEFECTS", "update_title_not_replicated")
+    defects.reset()
+    try:
+        rename = dict(base, title="renamed", content="v2", updated_at=ts_in(1, base["updated_at"]))
+        assert store.insert_if_newer(rename) == "skipped"
+        assert store.get(base["id"])["title"] == "k"
+    finally:
+        monkeypatch.delenv("AI_MEMORY_REF_DEFECTS")
+        defects.reset()
 
 
 def test_recall_touch_extends_promotes_and_bumps_priority(store: Store) -> None:

@@ -45,7 +45,8 @@ class Phase2Settings(_Strict):
 
 
 class Phase3Settings(_Strict):
-    rows: int = Field(1000, ge=1)
+    rows: int = Field(2500, ge=1, description="seeded rows: above every page, batch and list cap on the path "
+                                               "(real 0.6.3's Postgres list silently stops at 1000)")
     seed_method: Literal["bulk", "cli"] = Field(
         "bulk", description="bulk: POST /api/v1/memories/bulk to a serve on node-a; cli: one `store` per row")
     batch: int = 500

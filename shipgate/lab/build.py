@@ -395,8 +395,11 @@ def _start_postgres(layout: L.LabLayout, unshare_pid: int, password: str) -> int
     server = PostgresServer(
         layout.pg_data, listen=layout.host("pg").private_address, port=L.PG_PORT,
         # All of the host's namespaces, PID included: the loader resolves $ORIGIN (the wheel's RPATH)
-        # through /proc/self, which only works inside the PID namespace /proc belongs to.
-        run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--"],
+        # through /proc/self, which only works inside the PID namespace /proc belongs to. And the host's root
+        # directory: entering a mount namespace resets the root to the namespace's own, which is not the
+        # lab's when the lab runs in a chroot (a container, a fresh-machine root).
+        run_prefix=["nsenter", f"--target={init}", "--net", "--mount", "--uts", "--ipc", "--pid", "--root",
+                    "--wd", "--"],
         allow_cidrs=[layout.vpc_cidr],
     )
     server.start(timeout=30)

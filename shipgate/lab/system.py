@@ -27,6 +27,7 @@ TOOLS: dict[str, str] = {
     "nsenter": "util-linux",
     "setsid": "util-linux",
     "setpriv": "util-linux",
+    "psql": "postgresql-client",  # phase 3 runs it on the hosts, which share this machine's /usr/bin
 }
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

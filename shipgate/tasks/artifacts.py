@@ -38,7 +38,7 @@ def validate(c, run_dir):
 
 
 @task(help={
-    "src": "folder of upstream run directories (e.g. ../shared/fixtures/upstream-runs), or one run directory",
+    "src": "folder of upstream run directories (e.g. tests/fixtures/upstream/runs), or one run directory",
     "out": "where to write our run folders (default: runs/)",
 })
 def import_upstream(c, src, out="runs"):

@@ -11,9 +11,7 @@ from pydantic import ValidationError
 from artifacts.strategies import models
 from shipgate.models import ReleaseSummary
 
-RELEASES = Path("/work/shared/fixtures/upstream-releases")
-if not RELEASES.is_dir():
-    RELEASES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream-releases"
+RELEASES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "releases"
 UPSTREAM = Draft202012Validator(json.loads((RELEASES / "schema.json").read_text()))
 
 

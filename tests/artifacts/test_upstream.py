@@ -15,9 +15,7 @@ from shipgate.upstream import ImportProblem, audit_table, import_run, import_ups
 from shipgate.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path("/work/shared/fixtures/upstream-runs")
-if not FIXTURES.is_dir():
-    FIXTURES = ROOT.parent / "shared" / "fixtures" / "upstream-runs"
+FIXTURES = ROOT / "tests" / "fixtures" / "upstream" / "runs"
 SUMMARY_ONLY = {"ship-gate-v0.6.3-rc1", "soak-v0.6.0-r2", "soak-v0.6.0-r17", "soak-v0.6.0-r19",
                 "soak-v0.6.0-r21", "soak-v0.6.0-r25", "soak-v0.6.0-r31", "soak-v0.6.0-r41"}
 COMPLETE = "ship-gate-v0.6.3-rc1-r2"

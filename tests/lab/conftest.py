@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,49 @@ from shipgate.inventory import Inventory
 from shipgate.lab import layout as L
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, iptables, sshd)")
+ROOT = Path(__file__).resolve().parents[2]
+NOBODY = 65534
+
+_NOBODY_SH = f"""set -e
+umask 022
+mount --bind "$1" "$2"
+mount -t tmpfs -o mode=0755,size=1m shipgate-nobody "$3"
+mkdir -p "$1"
+mount --bind "$2" "$1"
+cd "$1"
+shift 3
+exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- "$@"
+"""
+
+
+def _closed_to_others(path: Path) -> Path | None:
+    """The topmost ancestor of `path` that users other than its owner cannot traverse (e.g. /root)."""
+    for parent in reversed(path.parents):
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
+@pytest.fixture
+def as_nobody() -> Iterator[Callable[[list[str]], list[str]]]:
+    """argv prefix running a command as uid/gid 65534 that can still read this checkout, its .venv and the
+    project's modules at their usual paths, wherever the clone lives. Under a home closed to others (a clone
+    in /root, mode 0700), the command runs in a private mount namespace where that closed ancestor is covered
+    by a world-traversable tmpfs holding only the path down to the checkout, bound back in place: nothing is
+    chmodded, and nothing outlives the command."""
+    staging = Path(tempfile.mkdtemp(prefix="shipgate-nobody-"))
+    staging.chmod(0o755)
+
+    def prefix(argv: list[str]) -> list[str]:
+        closed = _closed_to_others(ROOT)
+        if closed is None:
+            return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", *argv]
+        assert closed != Path("/"), "the root directory itself is closed to other users"
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _NOBODY_SH, "nobody-sh",
+                str(ROOT), str(staging), str(closed), *argv]
+
+    yield prefix
+    staging.rmdir()
 
 
 def unique_name(tag: str) -> str:

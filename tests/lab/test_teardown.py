@@ -103,9 +103,9 @@ def test_two_labs_coexist_and_down_removes_only_its_own(cleanup):
     assert remains(TWO) == []
 
 
-def test_up_refuses_without_root_naming_the_fix():
+def test_up_refuses_without_root_naming_the_fix(as_nobody):
     code = f"from shipgate.lab import up; up({unique_name('nr')!r})"
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+    proc = subprocess.run(as_nobody([sys.executable, "-c", code]),
                           cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HOME": "/tmp"})
     assert proc.returncode != 0

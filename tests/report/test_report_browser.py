@@ -13,10 +13,7 @@ from runbuilder import build_campaign
 from shipgate.report import render_campaign, render_index
 from shipgate.upstream import import_upstream
 
-FIXTURES = Path("/work/shared/fixtures/upstream-runs")
-_local = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream-runs"
-if _local.is_dir():
-    FIXTURES = _local
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "runs"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

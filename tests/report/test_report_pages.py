@@ -19,9 +19,7 @@ from shipgate.report import append_step_summary, render_campaign, render_index, 
 from shipgate.report.junit import XSD_PATH
 from shipgate.upstream import import_upstream
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "upstream-runs"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/upstream-runs")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "runs"
 ANALYSIS = "# Operator notes\n\nThe <script>alert('x')</script> run was **fine**; see `node-c`.\n\n- one\n- two\n"
 SUMMARY_ONLY = {"ship-gate-v0.6.3-rc1", "soak-v0.6.0-r2", "soak-v0.6.0-r17", "soak-v0.6.0-r19",
                 "soak-v0.6.0-r21", "soak-v0.6.0-r25", "soak-v0.6.0-r31", "soak-v0.6.0-r41"}

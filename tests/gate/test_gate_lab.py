@@ -69,7 +69,7 @@ def test_gate_phases_1_2_3_pass_on_the_reference_peer(tmp_path: Path):
     # issue 14, items 1 and 3: a partial rehearsal on the reference peer says so, first and last
     lines = [line.split("] ", 1)[-1] for line in res.stderr.splitlines()]
     assert lines[0].startswith(f"campaign {run_dir.name}: phases 1,2,3; chaos: not requested; target the "
-                               "bundled reference peer (a stand-in that reports")
+                               "bundled reference peer; on lab 'gtok', built for this campaign")
     assert lines[1] == "scope: a rehearsal on the bundled reference peer, not a release verdict (phase 4 not run)"
     verdict = next(line for line in lines if line.startswith("verdict: "))
     assert verdict.startswith("verdict: PASS (exit 0), a rehearsal on the bundled reference peer")

@@ -19,6 +19,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _whole_seconds(v: float | None) -> float | None:
+    """The product's `--catchup-interval-secs` is an integer (clap refuses 0.5): say so at load, not at start."""
+    if v is not None and not float(v).is_integer():
+        raise ValueError(f"catch-up intervals are whole seconds (ai-memory's flag is an integer), not {v}")
+    return v
+
+
 class Phase1Settings(_Strict):
     tool_count_min: int = Field(30, ge=0, description="MCP tools/list must advertise at least this many")
     mcp_profile: str = Field("full", description="AI_MEMORY_PROFILE the gate asks for ('' asks for none)")
@@ -43,6 +50,8 @@ class Phase2Settings(_Strict):
         1, description="catch-up interval when node-b and node-c restart after the probes")
     namespace: str = "ship-gate-phase2"
 
+    _intervals = field_validator("burst_catchup_interval_secs", "repair_catchup_interval_secs")(_whole_seconds)
+
 
 class Phase3Settings(_Strict):
     rows: int = Field(2500, ge=1, description="seeded rows: above every page, batch and list cap on the path "
@@ -64,6 +73,7 @@ class Phase4Settings(_Strict):
     topology: Literal["hosts", "local"] = "hosts"
     quorum_timeout_ms: int = 2000
     catchup_interval_secs: float = Field(1.0, ge=0, description="serve's catch-up interval where repair is needed")
+    _interval = field_validator("catchup_interval_secs")(_whole_seconds)
     fanout_faults: list[str] = Field(
         default_factory=lambda: ["partition_minority", "drop_random_acks"],
         description="classes run with catch-up off (interval 0), so convergence measures the fan-out itself, "

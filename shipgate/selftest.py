@@ -66,6 +66,7 @@ class DefectPlan:
 
     checks: tuple[str, ...]
     faults: tuple[str, ...] = ()
+    pending: str | None = None  # why no workload of the gate can expose it yet: left out unless named
 
 
 PLANS: dict[str, DefectPlan] = {
@@ -81,6 +82,12 @@ PLANS: dict[str, DefectPlan] = {
     "mcp_core_profile": DefectPlan(("mcp.tool_count",)),
     "migrate_truncate": DefectPlan(("content.roundtrip.identical",)),
     "migrate_duplicates": DefectPlan(("migrate.idempotent.*", "postgres.rows_after_idempotent")),
+    "pg_list_cap_1000": DefectPlan(("migrate.reverse.read", "counts.src_equals_dst", "content.roundtrip.identical")),
+    "recall_hangs_offline": DefectPlan(("recall.answers",)),
+    "update_title_not_replicated": DefectPlan(
+        ("update.*",), pending="phase 2 writes no update yet (the wider replication workload adds them)"),
+    "bulk_tied_timestamps": DefectPlan(
+        ("catchup.*",), pending="phase 2 bulk-writes nothing while a peer is down yet (the wider workload adds it)"),
 }
 
 MAX_CHECKS_PER_CELL = 12
@@ -152,7 +159,7 @@ def plan_rows(shape: Shape, defects: list[str] | None, *, repeat: int = 1, clean
     """The campaigns of a self-test, in order: the clean peer (`repeat` times), then each defect."""
     if repeat < 1:
         raise SelftestError(f"--repeat must be at least 1 (got {repeat})")
-    names = list(DEFECTS) if defects is None else defects
+    names = [d for d in DEFECTS if not PLANS[d].pending] if defects is None else defects
     rows: list[RowPlan] = []
     if clean:
         rows += [RowPlan("clean", None, ALL_PHASES, FAULT_CLASSES, run=i) for i in range(1, repeat + 1)]
@@ -308,6 +315,9 @@ def finish_report(report: SelftestReport, planned: Sequence[RowPlan], stopped: s
                         + ", ".join(p.name for p in planned[len(report.rows):]))
     if not any(r.defect is None for r in planned):
         warnings.append("the clean peer was not run (--no-clean): nothing shows the gate stays green")
+    ran = {p.defect for p in planned}
+    warnings += [f"{name}: not run, no workload exposes it yet: {plan.pending}"
+                 for name, plan in PLANS.items() if plan.pending and name not in ran]
     met = not problems and not report.interrupted
     return report.model_copy(update={
         "problems": problems, "warnings": warnings, "false_red": false_red_rate(report.rows),

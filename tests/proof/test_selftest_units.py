@@ -198,9 +198,17 @@ def test_every_defect_of_the_registry_has_a_plan_and_the_plan_names_real_classes
         assert bool(plan.faults) == (DEFECTS[name].phase == "4"), name
 
 
+def test_a_defect_no_workload_exposes_yet_is_left_out_by_default_and_said_so():
+    pending = {n for n, p in PLANS.items() if p.pending}
+    assert pending == {"update_title_not_replicated", "bulk_tied_timestamps"}
+    default = {r.defect for r in plan_rows("reduced", None)}
+    assert not pending & default and {"pg_list_cap_1000", "recall_hangs_offline"} <= default
+    assert {r.defect for r in plan_rows("reduced", ["bulk_tied_timestamps"], clean=False)} == {"bulk_tied_timestamps"}
+
+
 def test_plan_rows_per_shape():
     reduced = plan_rows("reduced", None)
-    assert [r.name for r in reduced] == ["clean", *DEFECTS]
+    assert [r.name for r in reduced] == ["clean", *(d for d in DEFECTS if not PLANS[d].pending)]
     assert reduced[0].phases == (1, 2, 3, 4) and reduced[0].faults == FAULT_CLASSES
     by = {r.name: r for r in reduced}
     assert by["ack_before_durable"].phases == (4,) and by["ack_before_durable"].faults == ("kill_primary_mid_write",)

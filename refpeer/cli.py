@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 DELEGATED = {"mcp": "refpeer.mcp", "migrate": "refpeer.migrate"}
@@ -327,14 +328,20 @@ def cmd_list(args: argparse.Namespace) -> None:
     _print_mems(args, mems)
 
 
-def cmd_get(args: argparse.Namespace) -> None:
+def _on_memory(args: argparse.Namespace, op: Callable[[Any], Any]) -> Any:
+    """`op(store)` for the memory `args.id`; a None or False answer is the CLI's 'memory not found'."""
     store = open_store(args)
     try:
-        mem = store.get(args.id)
+        result = op(store)
     finally:
         store.close()
-    if mem is None:
+    if result is None or result is False:
         raise CliError(f"memory not found: {args.id}")
+    return result
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    mem = _on_memory(args, lambda store: store.get(args.id))
     if getattr(args, "json", False):
         emit(mem)
     else:
@@ -342,13 +349,7 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    try:
-        ok = store.delete(args.id)
-    finally:
-        store.close()
-    if not ok:
-        raise CliError(f"memory not found: {args.id}")
+    _on_memory(args, lambda store: store.delete(args.id))
     if getattr(args, "json", False):
         emit({"deleted": True, "id": args.id})
     else:
@@ -371,13 +372,7 @@ def cmd_update(args: argparse.Namespace) -> None:
         raise CliError(e.message) from e
     if args.expires_at == "":
         fields["expires_at"] = None
-    store = open_store(args)
-    try:
-        mem = store.update(args.id, fields)
-    finally:
-        store.close()
-    if mem is None:
-        raise CliError(f"memory not found: {args.id}")
+    mem = _on_memory(args, lambda store: store.update(args.id, fields))
     if getattr(args, "json", False):
         emit(mem)
     else:
@@ -385,13 +380,7 @@ def cmd_update(args: argparse.Namespace) -> None:
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
-    store = open_store(args)
-    try:
-        mem = store.update(args.id, {"tier": "long", "expires_at": None})
-    finally:
-        store.close()
-    if mem is None:
-        raise CliError(f"memory not found: {args.id}")
+    _on_memory(args, lambda store: store.update(args.id, {"tier": "long", "expires_at": None}))
     if getattr(args, "json", False):
         emit({"id": args.id, "promoted": True, "tier": "long"})
     else:

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -136,7 +137,8 @@ def published_versions(timeout_s: float = 20.0) -> list[Published]:
     """Every version crates.io has of the crate, from the sparse index (one JSON line per version)."""
     url = os.environ.get("SHIPGATE_CRATES_INDEX", INDEX_URL)
     try:
-        res = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        # the system's CA store (as cargo uses), not certifi's: a site's own TLS proxy CA lives only there
+        res = httpx.get(url, timeout=timeout_s, follow_redirects=True, verify=ssl.create_default_context())
     except httpx.HTTPError as exc:
         raise ReleaseError(f"cannot read the crates.io index ({url}): {type(exc).__name__}: {exc}") from None
     if res.status_code != 200:

@@ -295,13 +295,11 @@ def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
 
 def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
     """Start a node again on the same database (after a SIGKILL: crash recovery), once the killed process is
-    gone and its listening port is free: a multi-threaded server's leader shows as a zombie while its other
-    threads still hold the socket, and a restart in that window fails to bind (a false red under load)."""
+    gone, its listening port included (`service.GONE`): a restart before that fails to bind, a false red."""
     if node.pid:
         port = int(node.spec.port)
-        res = ctx.access.run(node.host, f"{service.ALIVE}for i in $(seq 500); do "
-                                        f"if ! alive {int(node.pid)} && ! ss -Hltn 'sport = :{port}' | grep -q .; "
-                                        "then exit 0; fi; sleep 0.02; done; exit 1", timeout=20)
+        res = ctx.access.run(node.host, f"{service.GONE}for i in $(seq 500); do gone {int(node.pid)} {port} && "
+                                        "exit 0; sleep 0.02; done; exit 1", timeout=20)
         if not res.ok:
             raise ClassAborted(f"{node.name}: pid {node.pid} or its port {port} still held 10 s after SIGKILL: "
                                f"{res.describe()}")

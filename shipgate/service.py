@@ -23,6 +23,9 @@ AGENT = f"{WORKDIR}/hostagent.py"
 # "Is this PID a live process?" -- `kill -0` alone also says yes for a zombie that its (namespace) init
 # has not reaped yet, which made a restart right after SIGKILL refuse to start or wait in vain.
 ALIVE = "alive() { kill -0 \"$1\" 2>/dev/null && ! ps -o stat= -p \"$1\" 2>/dev/null | grep -q '^Z'; }; "
+# "Is this serve gone, port and all?" -- a multi-threaded server's leader shows as a zombie while its other
+# threads still hold the listening socket; a start in that window fails to bind (seen with real 0.6.3).
+GONE = ALIVE + "gone() { ! alive \"$1\" && ! ss -Hltn \"sport = :$2\" 2>/dev/null | grep -q .; }; "
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "phases" / "agents" / "hostagent.py"
 
 
@@ -147,11 +150,11 @@ def stop_serve(access: HostAccess, host: str, *, port: int = 9077, name: str = "
     pidfile = f"{WORKDIR}/{name}-{port}.pid"
     wait = max(1, int(timeout) - 2) * 20
     cmd = (
-        f"{ALIVE}[ -f {pidfile} ] || exit 10; p=$(cat {pidfile}); "
+        f"{GONE}[ -f {pidfile} ] || exit 10; p=$(cat {pidfile}); "
         f"if ! alive \"$p\"; then rm -f {pidfile}; exit 10; fi; "
         f"kill -{signal} \"$p\"; kill -CONT \"$p\" 2>/dev/null; "
-        f"for i in $(seq {wait}); do alive \"$p\" || {{ rm -f {pidfile}; exit 0; }}; sleep 0.05; done; "
-        f"kill -KILL \"$p\" 2>/dev/null; for i in $(seq 40); do alive \"$p\" || {{ rm -f {pidfile}; exit 0; }}; "
+        f"for i in $(seq {wait}); do gone \"$p\" {port} && {{ rm -f {pidfile}; exit 0; }}; sleep 0.05; done; "
+        f"kill -KILL \"$p\" 2>/dev/null; for i in $(seq 40); do gone \"$p\" {port} && {{ rm -f {pidfile}; exit 0; }}; "
         f"sleep 0.05; done; exit 11"
     )
     res = access.run(host, cmd, timeout=timeout)

@@ -50,6 +50,28 @@ class ReleaseError(RuntimeError):
     """A release cannot be installed or resolved; the message names the problem and its fix."""
 
 
+class BuildInterrupted(ReleaseError):
+    """SIGTERM or SIGINT stopped a build; cargo and its rustc were stopped with it."""
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise while cargo runs, so the build's process group is always stopped with us."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise BuildInterrupted(f"interrupted by {signal.Signals(signum).name}: the build was stopped")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def cache_root() -> Path:
     """`SHIPGATE_RELEASE_CACHE`, else /var/cache/shipgate for root, else ~/.cache/shipgate."""
     env = os.environ.get("SHIPGATE_RELEASE_CACHE")
@@ -342,7 +364,7 @@ def _run_logged(argv: list[str], env: dict[str, str], log: Path, version: str, p
     """Run cargo with its output in `log`, printing a progress line every PROGRESS_EVERY_S seconds."""
     t0 = time.monotonic()
     state = {"compiled": 0, "last": ""}
-    with log.open("w") as out:
+    with log.open("w") as out, _signals_raise():
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True)
         done = threading.Event()
@@ -358,6 +380,7 @@ def _run_logged(argv: list[str], env: dict[str, str], log: Path, version: str, p
             assert proc.stdout is not None
             for line in proc.stdout:
                 out.write(line)
+                out.flush()  # the log is what a user tails during a half-hour build
                 if m := _COMPILING_RE.match(line):
                     state["compiled"] += 1
                     state["last"] = m.group(1)

@@ -6,6 +6,7 @@ in the cache and never reach crates.io.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -202,3 +203,37 @@ def test_a_missing_release_is_not_built_when_asked_not_to(tmp_path, monkeypatch)
     monkeypatch.setenv("SHIPGATE_RELEASE_CACHE", str(tmp_path))
     with pytest.raises(releases.ReleaseError, match=r"ai-memory 0\.6\.1 is not installed: `invoke target.install"):
         releases.resolve("ai-memory@0.6.1", install_missing=False)
+
+
+def test_sigterm_during_a_build_stops_cargo_and_says_so(tmp_path, index_server):
+    """The build runs in its own session; SIGTERM to the installer must not leave cargo or rustc behind.
+    Offline (the registry cache the pinned release's build filled), into an empty cache root."""
+    import signal
+    import time
+
+    env = {**os.environ, "SHIPGATE_RELEASE_CACHE": str(tmp_path), "CARGO_NET_OFFLINE": "true",
+           "SHIPGATE_CRATES_INDEX": index_server, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "target.install", releases.PINNED], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    where = releases.paths(releases.PINNED, tmp_path)
+    cargo_pids: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (where.log.is_file() and "Compiling" in where.log.read_text(errors="replace")):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "cargo never started compiling"
+            time.sleep(0.2)  # poll interval
+        cargo_pids = subprocess.run(["pgrep", "-f", str(where.dir)], capture_output=True, text=True,
+                                    timeout=10).stdout.split()
+        assert cargo_pids, "the build's cargo process was not found"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "interrupted by SIGTERM: the build was stopped" in out, out[-500:]
+        assert not where.binary.exists()
+        for pid in cargo_pids:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    finally:  # whatever failed above, no build outlives the test
+        for pid in [*cargo_pids, str(proc.pid)]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
+        proc.wait(timeout=30)

@@ -43,6 +43,7 @@ class HostileLab:
     name: str
     mode_file: Path
     config: Path
+    launcher: Path  # the lab's target: a campaign on the lab must ask for it (another target is refused)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def hostile_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileLab
         inv = lab.up(NAME, target=launcher)
         assert inv.target.version, "the hostile target in clean mode must answer --version"
         inodes = netns_inodes(NAME)
-        yield HostileLab(NAME, mode_file, config)
+        yield HostileLab(NAME, mode_file, config, launcher)
     finally:
         lab.down(NAME)
     assert lab_leftovers(NAME, inodes) == []
@@ -91,7 +92,7 @@ def run_hostile(lab_: HostileLab, start_gate: Callable[..., GateProcess], tmp_pa
     hostile_target.set_mode(lab_.mode_file, mode)
     campaign_id = f"hostile-{mode.replace('_', '-')}"
     gate = start_gate("--phases", phases, "--lab-name", lab_.name, "--runs-dir", str(tmp_path),
-                      "--config", str(lab_.config), "--campaign-id", campaign_id)
+                      "--config", str(lab_.config), "--campaign-id", campaign_id, "--target", str(lab_.launcher))
     try:
         code = gate.finish(timeout=hang_guard_s)
     finally:

@@ -451,11 +451,15 @@ def _install(opts: CampaignOptions, inventory: Inventory, access: Any, progress:
         progress(f"warning: the peers report different versions: {versions}")
     caps = probe_host(access, "node-a")
     asked = inventory.target.release
-    if asked and caps.version != asked.split("@", 1)[1]:
+    if asked and (caps is None or caps.version != asked.split("@", 1)[1]):
         raise RuntimeError(f"asked for {asked}, but node-a runs {version or 'a binary that prints no version'}")
-    absent = f"; lacks {', '.join(caps.absent)}" if caps.absent else ""
-    progress(f"target: {inventory.target.kind} {version or '(version unknown)'} "
-             f"({len(caps.subcommands)} subcommands probed{absent})")
+    if caps is None:
+        progress(f"target: {inventory.target.kind} {version or '(version unknown)'} (capability probe stopped: a "
+                 f"command hung; the gate assumes the whole surface)")
+    else:
+        absent = f"; lacks {', '.join(caps.absent)}" if caps.absent else ""
+        progress(f"target: {inventory.target.kind} {version or '(version unknown)'} "
+                 f"({len(caps.subcommands)} subcommands probed{absent})")
     inventory = inventory.model_copy(update={"target": inventory.target.model_copy(
         update={"version": version, "capabilities": caps})})
     return inventory, target.model_copy(update={"version": version})

@@ -20,6 +20,8 @@ PROBED: tuple[str, ...] = ("serve", "mcp", "store", "update", "recall", "search"
                            "promote", "link", "consolidate", "stats", "export", "import", "backup", "restore",
                            "curator", "migrate")
 MARK = "@@shipgate-probe@@"
+ANSWER_S = 10.0  # a `--help` answers at once; longer is a hang, and the probe stops there
+HUNG = (124, 137)
 _OPTION_RE = re.compile(r"^\s{1,8}(?:-[A-Za-z0-9](?: \S+)?, )?--([A-Za-z0-9][A-Za-z0-9-]*)")
 _VERSION_RE = re.compile(r"\b(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.-]+)?)\b")
 
@@ -33,6 +35,7 @@ class Capabilities(BaseModel):
     subcommands: dict[str, list[str]] = Field(
         default_factory=dict, description="each probed subcommand that exists -> the long flags its --help lists")
     absent: list[str] = Field(default_factory=list, description="probed subcommands the binary does not have")
+    hung: str | None = Field(None, description="the command that did not answer, which stopped the probe")
 
     @property
     def version(self) -> str | None:
@@ -58,8 +61,11 @@ class Capabilities(BaseModel):
 def probe_script(binary: str = "ai-memory") -> str:
     """One shell command printing `--version` and every probed `--help`, delimited, for one SSH round trip."""
     b = shlex.quote(binary)
-    parts = [f"echo {MARK} version; {b} --version 2>&1; echo {MARK} rc $?"]
-    parts += [f"echo {MARK} sub {s}; {b} {s} --help 2>&1 </dev/null; echo {MARK} rc $?" for s in PROBED]
+    limit = f"timeout -k 2 {ANSWER_S:g}"
+    # a command that does not answer within ANSWER_S stops the probe (rc 124/137): a hung binary costs seconds
+    stop = "r=$?; echo " + MARK + " rc $r; case $r in 124|137) exit 0;; esac"
+    parts = [f"echo {MARK} version; {limit} {b} --version 2>&1 </dev/null; {stop}"]
+    parts += [f"echo {MARK} sub {s}; {limit} {b} {s} --help 2>&1 </dev/null; {stop}" for s in PROBED]
     return "cd /tmp && export AI_MEMORY_NO_CONFIG=1 && " + "; ".join(parts)
 
 
@@ -84,19 +90,25 @@ def parse_probe(output: str) -> Capabilities:
     version_line: str | None = None
     subs: dict[str, list[str]] = {}
     absent: list[str] = []
+    hung: str | None = None
     for sec, body, rc in sections:
+        if rc in HUNG:
+            hung = "--version" if sec == "--version" else f"{sec} --help"
+            break
         if sec == "--version":
             version_line = next((ln.strip() for ln in body if ln.strip()), None) if rc == 0 else None
         elif rc == 0:
             subs[sec] = sorted({m.group(1) for ln in body if (m := _OPTION_RE.match(ln))} - {"help"})
         else:
             absent.append(sec)
-    return Capabilities(version_line=version_line, subcommands=subs, absent=sorted(absent))
+    return Capabilities(version_line=version_line, subcommands=subs, absent=sorted(absent), hung=hung)
 
 
-def probe_host(access: Any, host: str, *, timeout: float = 120) -> Capabilities:
-    """Probe the `ai-memory` installed on `host` (one SSH round trip); a failed probe is an error, not a guess."""
+def probe_host(access: Any, host: str, *, timeout: float = 120) -> Capabilities | None:
+    """Probe the `ai-memory` installed on `host` (one SSH round trip). None when a command hung: the probe
+    could not read the surface, so the gate assumes the whole of it and the phases judge the hang itself."""
     res = access.run(host, probe_script(), timeout=timeout)
     if res.error:
         raise RuntimeError(f"capability probe on {host}: {res.error}")
-    return parse_probe(res.stdout)
+    caps = parse_probe(res.stdout)
+    return None if caps.hung else caps

@@ -43,7 +43,8 @@ def _as_droplets(name: str) -> None:
     state = read_state(L.LabLayout(name))
     assert state is not None
     for role in ("node-a", "node-b", "node-c", "chaos"):
-        subprocess.run(["nsenter", f"--target={state.host_pids[role]}", "--mount", "--", "sh", "-c", DROPLET_SETUP],
+        subprocess.run(["nsenter", f"--target={state.host_pids[role]}", "--mount", "--root", "--wd", "--", "sh", "-c",
+                        DROPLET_SETUP],
                        check=True, capture_output=True, timeout=30)
         (L.LabLayout(name).host(role).bin_dir / "ai-memory").unlink()
 

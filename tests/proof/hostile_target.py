@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None, mode_file: str | None = None) -> int:
         return 2
     cmd = _command(argv)
     wants_json = "--json" in argv
+    if ("--help" in argv or "-h" in argv) and mode != "cli_hang":
+        from refpeer.cli import main as refpeer_main
+
+        return refpeer_main(argv)  # its misbehaviour is in what it does, not in how it describes itself
     if mode == "leak" and cmd in ("migrate", "recall", "curator"):
         return _leak(argv)
     if mode == "cli_garbage" and ("--version" in argv or (cmd in JSON_COMMANDS and wants_json) or cmd == "mcp"):

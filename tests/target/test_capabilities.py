@@ -62,3 +62,12 @@ def test_the_reference_peer_answers_the_same_probe():
 def test_a_binary_that_is_not_ai_memory_has_no_surface(tmp_path):
     caps = _probe(Path("/bin/false"))
     assert caps.version_line is None and caps.subcommands == {} and caps.absent == sorted(PROBED)
+
+
+def test_a_command_that_hangs_stops_the_probe_and_is_named(tmp_path):
+    fake = tmp_path / "ai-memory"
+    fake.write_text(f'#!/bin/sh\n[ "$1 $2" = "recall --help" ] && exec sleep 300\nexec {REFPEER} "$@"\n')
+    fake.chmod(0o755)
+    caps = _probe(fake)
+    assert caps.hung == "recall --help"
+    assert "store" in caps.subcommands and "migrate" not in caps.subcommands  # probed in order, then stopped

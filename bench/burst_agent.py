@@ -1,6 +1,6 @@
 """Benchmark: the burst agent's maximum writes/s, against the reference peer and against a trivial server.
 
-The burst agent (phases/agents/hostagent.py `burst`, the program phases 2 and 4 run on the chaos host) is
+The burst agent (shipgate/client/hostagent.py `burst`, the program phases 2 and 4 run on the chaos host) is
 started exactly as the gate starts it -- a separate process, unpaced (--rate 0), N writer threads on
 keep-alive connections, one JSONL event per invoke and per completion -- against
 

@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phases import phase4
-from phases.common import PhaseContext
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.settings import FAULT_CLASSES, load_settings
+from phases.base import PhaseContext
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
+from shipgate.run.settings import FAULT_CLASSES, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

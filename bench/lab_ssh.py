@@ -1,4 +1,4 @@
-"""SSH command latency on the lab through shipgate.hosts.HostAccess, with and without TCP_NODELAY.
+"""SSH command latency on the lab through shipgate.hosts.ssh.HostAccess, with and without TCP_NODELAY.
 
 Paramiko never sets TCP_NODELAY; HostAccess does. This prints the per-command time on one cached
 connection both ways, the cost of a fresh connection plus one command, and a parallel run over the four
@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.inventory import HOST_NAMES
+from shipgate.hosts.inventory import HOST_NAMES
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
 
 
 class NagleAccess(HostAccess):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shipgate import lab
+from shipgate.providers import lab
 
 
 def main() -> int:

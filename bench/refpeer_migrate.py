@@ -1,6 +1,6 @@
 """Benchmark: seed N memories into SQLite, then migrate SQLite -> Postgres (twice) -> a fresh SQLite.
 
-Everything runs as real processes against a real PostgreSQL + pgvector (shipgate.postgres), the way phase 3
+Everything runs as real processes against a real PostgreSQL + pgvector (shipgate.providers.lab.postgres), the way phase 3
 does it. Seeding uses the fast path (`ai-memory-ref import`, one process, one transaction); a sample of
 cold `ai-memory-ref store` calls is timed too, to show what the gate's 1000-call loop would cost.
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from refpeer.memory import new_memory
-from shipgate.postgres import PostgresServer
+from shipgate.providers.lab.postgres import PostgresServer
 
 REF = str(Path(sys.executable).parent / "ai-memory-ref")
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from runbuilder import build_campaign  # noqa: E402
 
-from shipgate.report import render_campaign, render_index  # noqa: E402
+from shipgate.evidence.report import render_campaign, render_index  # noqa: E402
 
 TARGET_S = 5.0
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shipgate.atomic import write_text  # noqa: E402
+from shipgate.evidence.atomic import write_text  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

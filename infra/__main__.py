@@ -15,7 +15,7 @@ import pulumi  # noqa: E402
 
 from infra.config import StackConfigError, load_stack_config  # noqa: E402
 from infra.resources import build, stack_outputs  # noqa: E402
-from shipgate.digitalocean import CONFIG_NAMESPACE  # noqa: E402
+from shipgate.providers.digitalocean.stack import CONFIG_NAMESPACE  # noqa: E402
 
 try:
     _config = load_stack_config(pulumi.Config(CONFIG_NAMESPACE).get)

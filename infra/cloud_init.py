@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import yaml
 
-from shipgate.digitalocean import READY_MARKER
+from shipgate.providers.digitalocean.stack import READY_MARKER
 
 PACKAGES: tuple[str, ...] = (
     "python3",

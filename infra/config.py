@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shipgate.digitalocean import CONFIG_NAMESPACE, campaign_tag
-from shipgate.inventory import CAMPAIGN_ID_RE
+from shipgate.hosts.inventory import CAMPAIGN_ID_RE
+from shipgate.providers.digitalocean.stack import CONFIG_NAMESPACE, campaign_tag
 
 PRIVATE_V4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _REGION = re.compile(r"^[a-z]{3}[0-9]$")

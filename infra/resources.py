@@ -17,8 +17,8 @@ import pulumi_tls as tls
 
 from infra.cloud_init import render_user_data
 from infra.config import StackConfig
-from shipgate.digitalocean import SHARED_TAGS, droplet_name, resource_name
-from shipgate.inventory import FEDERATION_PORT, HOST_NAMES, PEER_NAMES
+from shipgate.hosts.inventory import FEDERATION_PORT, HOST_NAMES, PEER_NAMES
+from shipgate.providers.digitalocean.stack import SHARED_TAGS, droplet_name, resource_name
 
 POSTGRES_ENGINE = "pg"
 ALL_IPV4 = "0.0.0.0/0"
@@ -163,7 +163,7 @@ def _known_hosts(c: Campaign) -> pulumi.Output[str]:
 
 
 def stack_outputs(c: Campaign) -> dict[str, object]:
-    """The exports; `shipgate.digitalocean.StackOutputs` is their schema (a test checks they agree)."""
+    """The exports; `shipgate.providers.digitalocean.stack.StackOutputs` is their schema (a test checks they agree)."""
     cfg = c.config
     hosts = {
         role: {

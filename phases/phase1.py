@@ -14,11 +14,11 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from phases.common import Checks, PhaseContext, Stopwatch, cli, host_unreachable, parse_json_stdout
-from shipgate import service
-from shipgate.inventory import PEER_NAMES
-from shipgate.models import BackupEvidence, CuratorReport, Phase1NodeReport, Stats
-from shipgate.service import WORKDIR, ServeSpec, ServiceError
+from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable, parse_json_stdout
+from shipgate.evidence.models import BackupEvidence, CuratorReport, Phase1NodeReport, Stats
+from shipgate.hosts.inventory import PEER_NAMES
+from shipgate.target import service
+from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 NAMESPACE = "ship-gate-phase1"
 NO_LLM = "no LLM client configured"

@@ -14,11 +14,11 @@ import json
 import time
 from typing import Any
 
-from phases.common import Checks, PhaseContext, Stopwatch, write_history
-from shipgate import service
-from shipgate.inventory import PEER_NAMES
-from shipgate.models import Phase2Report, ProbeResult, Quantiles
-from shipgate.service import WORKDIR, ServeSpec, ServiceError
+from phases.base import Checks, PhaseContext, Stopwatch, write_history
+from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
+from shipgate.hosts.inventory import PEER_NAMES
+from shipgate.target import service
+from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 LETTER = {"node-a": "a", "node-b": "b", "node-c": "c"}
 

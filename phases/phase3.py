@@ -14,10 +14,10 @@ import shlex
 from typing import Any
 from urllib.parse import quote
 
-from phases.common import Checks, PhaseContext, Stopwatch, cli, host_unreachable
-from shipgate import service
-from shipgate.models import ContentComparison, MigrateReport, Phase3Report
-from shipgate.service import WORKDIR, ServeSpec, ServiceError
+from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
+from shipgate.evidence.models import ContentComparison, MigrateReport, Phase3Report
+from shipgate.target import service
+from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 HOST = "node-a"
 SRC = f"{WORKDIR}/phase3-source.db"

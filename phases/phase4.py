@@ -1,8 +1,8 @@
 """Phase 4: the chaos campaign. Four real fault classes, each over many short cycles, judged by the checker.
 
 Jepsen's split is kept: the *client* is the host agent's `burst` (run on the chaos host over SSH, in a
-thread), the *nemesis* is `shipgate.nemesis` (iptables, SIGSTOP, SIGKILL, libfaketime), driven here at a
-moment drawn from a recorded seed, and the *checker* (`shipgate.checker`) only sees the operation
+thread), the *nemesis* is `shipgate.nemesis.primitives` (iptables, SIGSTOP, SIGKILL, libfaketime), driven here at a
+moment drawn from a recorded seed, and the *checker* (`shipgate.checker.chaos`) only sees the operation
 history and the final reads of every node.
 
 Per class the cluster is started once (fresh databases) and reused across cycles; each cycle has its own
@@ -47,13 +47,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from phases.common import PhaseContext, Stopwatch, write_history
-from shipgate import checker, service
-from shipgate.atomic import write_text
-from shipgate.hosts import CommandResult, HostError
-from shipgate.models import Check, FaultResult, Phase4Report
-from shipgate.service import WORKDIR, ServeSpec, ServiceError
-from shipgate.settings import Phase4Settings
+from phases.base import PhaseContext, Stopwatch, write_history
+from shipgate import checker
+from shipgate.evidence.atomic import write_text
+from shipgate.evidence.models import Check, FaultResult, Phase4Report
+from shipgate.hosts.ssh import CommandResult, HostError
+from shipgate.run.settings import Phase4Settings
+from shipgate.target import service
+from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 LOCAL_PORTS = (19077, 19078, 19079)
 SERVE_NAME = "phase4"

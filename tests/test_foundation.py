@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
+from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
 
 ROOT = Path(__file__).resolve().parents[1]
 INVOKE = [sys.executable, "-m", "invoke"]

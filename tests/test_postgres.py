@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.postgres import PostgresError, PostgresServer, bin_dir
+from shipgate.providers.lab.postgres import PostgresError, PostgresServer, bin_dir
 
 pytestmark = pytest.mark.postgres
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipgate.atomic import write_text
+from shipgate.evidence.atomic import write_text
 
 CRATE = "ai-memory"
 DEFAULT_FEATURES: tuple[str, ...] = ("sal", "sal-postgres")

@@ -51,8 +51,8 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
          destroy=False, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
          runs_dir=None) -> None:
     """Settings are the defaults, then --config, then only the flags given (None / False: not given)."""
-    from shipgate.campaign import CampaignError, CampaignOptions, run_campaign
-    from shipgate.settings import SettingsError, flag_overrides, load_settings
+    from shipgate.run.campaign import CampaignError, CampaignOptions, run_campaign
+    from shipgate.run.settings import SettingsError, flag_overrides, load_settings
 
     if infra not in ("auto", "lab", "digitalocean"):
         raise Exit(f"--infra must be auto, lab or digitalocean (got {infra!r})", code=2)
@@ -63,7 +63,7 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
         raise Exit(f"{given}: DigitalOcean option(s), but --infra lab runs on the lab", code=2)
     release = None
     if target is not None:
-        from shipgate.campaign import Console
+        from shipgate.run.campaign import Console
         from shipgate.target.releases import ReleaseError, parse_spec, target_argument
 
         try:
@@ -173,9 +173,15 @@ def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir
     """
     import sys
 
-    from shipgate.campaign import Console
-    from shipgate.selftest import SelftestError, SelftestOptions, parse_defects, print_result, run_selftest
-    from shipgate.settings import SettingsError
+    from shipgate.proof.selftest import (
+        SelftestError,
+        SelftestOptions,
+        parse_defects,
+        print_result,
+        run_selftest,
+    )
+    from shipgate.run.campaign import Console
+    from shipgate.run.settings import SettingsError
 
     if shape not in ("reduced", "full"):
         raise Exit(f"--shape must be reduced or full (got {shape!r})", code=2)

@@ -13,8 +13,8 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from shipgate import digitalocean as do
-from shipgate.janitor import (
+from shipgate.providers.digitalocean import stack as do
+from shipgate.providers.digitalocean.janitor import (
     DEFAULT_API_URL,
     DoApiError,
     DoClient,

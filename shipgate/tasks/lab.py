@@ -26,9 +26,9 @@ def up(c, name="sg", target=None, defects=None):
     """Build the lab: node-a/b/c, chaos and pg as network namespaces with their own sshd (harmless if up)."""
     import time
 
-    from shipgate.campaign import Console
-    from shipgate.lab import LabError, LabNameError
-    from shipgate.lab import up as lab_up
+    from shipgate.providers.lab import LabError, LabNameError
+    from shipgate.providers.lab import up as lab_up
+    from shipgate.run.campaign import Console
     from shipgate.target.releases import ReleaseError, target_argument
 
     started = time.monotonic()
@@ -52,8 +52,8 @@ def up(c, name="sg", target=None, defects=None):
 @task(help={"name": NAME_HELP})
 def down(c, name="sg"):
     """Remove every namespace, link, rule, process and file of the lab (works without a state file)."""
-    from shipgate.lab import LabError, LabNameError
-    from shipgate.lab import down as lab_down
+    from shipgate.providers.lab import LabError, LabNameError
+    from shipgate.providers.lab import down as lab_down
 
     try:
         report = lab_down(name)
@@ -70,8 +70,8 @@ def down(c, name="sg"):
 @task(help={"name": NAME_HELP})
 def status(c, name="sg"):
     """Show which lab hosts are up and healthy (SSH, hostname, sshd, serve health, Postgres)."""
-    from shipgate.lab import LabError, LabNameError
-    from shipgate.lab import status as lab_status
+    from shipgate.providers.lab import LabError, LabNameError
+    from shipgate.providers.lab import status as lab_status
 
     try:
         st = lab_status(name)

@@ -19,8 +19,8 @@ def report(c, campaign=None, runs_dir=None, step_summary=False):
     Exit 0 when every page was written, 2 when the runs folder or the campaign does not exist or a page
     could not be written. The campaign's own verdict does not change the exit code: `invoke gate` owns that.
     """
-    from shipgate.report import append_step_summary, render_campaign, render_index
-    from shipgate.report.render import campaign_dirs
+    from shipgate.evidence.report import append_step_summary, render_campaign, render_index
+    from shipgate.evidence.report.render import campaign_dirs
 
     runs = Path(runs_dir) if runs_dir else RUNS
     if not runs.is_dir():

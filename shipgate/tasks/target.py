@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 
 
 def _console():
-    from shipgate.campaign import Console
+    from shipgate.run.campaign import Console
 
     return Console()
 

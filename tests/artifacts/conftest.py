@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.atomic import write_json, write_jsonl
-from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
-from shipgate.models import (
+from shipgate.evidence.atomic import write_json, write_jsonl
+from shipgate.evidence.models import (
     CampaignSummary,
     Check,
     CycleRecord,
@@ -19,8 +18,9 @@ from shipgate.models import (
     TargetRef,
     VerdictScope,
 )
-from shipgate.settings import load_settings
-from shipgate.verdict import campaign_verdict
+from shipgate.evidence.verdict import campaign_verdict
+from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
+from shipgate.run.settings import load_settings
 
 SHA = "ab" * 32
 

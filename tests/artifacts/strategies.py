@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from hypothesis import strategies as st
 from pydantic import BaseModel, JsonValue
 
-from shipgate.models import (
+from shipgate.evidence.models import (
     EXIT_CODES,
     CampaignSummary,
     ContentComparison,

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from shipgate.atomic import write_bytes, write_json, write_jsonl, write_text
-from shipgate.models import Check, OperationEvent
+from shipgate.evidence.atomic import write_bytes, write_json, write_jsonl, write_text
+from shipgate.evidence.models import Check, OperationEvent
 
 
 def test_write_json_of_a_model_and_of_plain_data(tmp_path):

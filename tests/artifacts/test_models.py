@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
-from shipgate.models import (
+from shipgate.evidence.models import (
     ARTIFACTS,
     CampaignSummary,
     Check,
@@ -22,6 +21,7 @@ from shipgate.models import (
     phase_status,
     redact_url,
 )
+from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
 
 P, F, E, S = (Check(id=s, expected=1, observed=1, status=s) for s in ("pass", "fail", "error", "skipped"))
 

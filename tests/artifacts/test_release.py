@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from artifacts.strategies import models
-from shipgate.models import ReleaseSummary
+from shipgate.evidence.models import ReleaseSummary
 
 RELEASES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "releases"
 UPSTREAM = Draft202012Validator(json.loads((RELEASES / "schema.json").read_text()))
@@ -46,7 +46,7 @@ def test_what_upstream_refuses_the_model_refuses(over, message):
 def test_release_summary_from_a_campaign_is_valid_upstream(gate_run):
     from datetime import UTC, datetime
 
-    from shipgate.models import CampaignSummary
+    from shipgate.evidence.models import CampaignSummary
     summary = CampaignSummary.load(gate_run / "campaign-summary.json").model_copy(update={
         "completed_at": datetime(2026, 4, 27, 16, 46, tzinfo=UTC), "duration_s": 840.4,
         "durations_s": {"phase1": 3.2, "phase2": 116.0}})
@@ -60,7 +60,7 @@ def test_release_summary_from_a_campaign_is_valid_upstream(gate_run):
 
 
 def test_release_summary_of_an_erroring_campaign_says_fail(gate_run):
-    from shipgate.models import CampaignSummary
+    from shipgate.evidence.models import CampaignSummary
     summary = CampaignSummary.load(gate_run / "campaign-summary.json")
     results = [r.model_copy(update={"status": "error"}) if r.phase == 3 else r for r in summary.phase_results]
     summary = summary.model_copy(update={"verdict": "error", "exit_code": 2, "overall_pass": False,

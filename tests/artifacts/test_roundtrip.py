@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from artifacts.strategies import models
-from shipgate.models import ARTIFACTS
-from shipgate.models.schemas import load_schema
+from shipgate.evidence.models import ARTIFACTS
+from shipgate.evidence.models.schemas import load_schema
 
 
 @pytest.mark.parametrize("kind", ARTIFACTS, ids=lambda k: k.name)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from shipgate.models import ARTIFACTS
-from shipgate.models.schemas import SCHEMA_DIR, schema_text, write_schemas
+from shipgate.evidence.models import ARTIFACTS
+from shipgate.evidence.models.schemas import SCHEMA_DIR, schema_text, write_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipgate.models import CampaignSummary, Phase2Report
-from shipgate.upstream import ImportProblem, audit_table, import_run, import_upstream
-from shipgate.validate import validate_run
+from shipgate.evidence.models import CampaignSummary, Phase2Report
+from shipgate.evidence.upstream import ImportProblem, audit_table, import_run, import_upstream
+from shipgate.evidence.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "upstream" / "runs"

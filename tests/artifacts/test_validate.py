@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.validate import validate_run
+from shipgate.evidence.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ def test_unknown_json_file_is_a_problem_and_other_files_are_ignored(gate_run):
     (gate_run / "extra.json").write_text("{}")
     (gate_run / "index.html").write_text("<html></html>")
     (gate_run / ".phase2.json.x.tmp").write_text("partial")
-    assert _lines(gate_run) == ["extra.json  /  no schema for this file name (see shipgate.models.registry)"]
+    assert _lines(gate_run) == ["extra.json  /  no schema for this file name (see shipgate.evidence.models.registry)"]
 
 
 def test_summary_may_not_claim_more_than_the_evidence(gate_run):
@@ -135,7 +135,7 @@ def test_invoke_validate_names_a_missing_folder(tmp_path):
 
 def test_a_folder_with_no_evidence_is_not_valid(tmp_path):
     """Item 10: a startup-error folder (a summary and nothing else) passed as 'every artifact is valid'."""
-    from shipgate.models import CampaignSummary, PhaseResult
+    from shipgate.evidence.models import CampaignSummary, PhaseResult
 
     run = tmp_path / "c-empty"
     run.mkdir()
@@ -155,7 +155,7 @@ def test_a_folder_with_no_evidence_is_not_valid(tmp_path):
 
 
 def test_a_requested_phase_artifact_missing_is_invalid_even_when_the_summary_admits_it(gate_run):
-    from shipgate.validate import check_run
+    from shipgate.evidence.validate import check_run
 
     (gate_run / "phase4.json").unlink()
     summary = json.loads((gate_run / "campaign-summary.json").read_text())
@@ -166,7 +166,7 @@ def test_a_requested_phase_artifact_missing_is_invalid_even_when_the_summary_adm
 
 
 def test_a_folder_without_its_summary_is_invalid(gate_run):
-    from shipgate.validate import check_run
+    from shipgate.evidence.validate import check_run
 
     (gate_run / "campaign-summary.json").unlink()
     assert [str(p) for p in check_run(gate_run)] == [

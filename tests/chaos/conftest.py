@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from phases import phase4
-from phases.common import PhaseContext
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.inventory import Inventory
-from shipgate.models import Phase4Report
-from shipgate.settings import load_settings
+from phases.base import PhaseContext
+from shipgate.evidence.models import Phase4Report
+from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
+from shipgate.run.settings import load_settings
 
 
 def lab_leftovers(name: str) -> list[str]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shipgate.checker import check_cycle, convergence_bound, summarise_class
-from shipgate.models import CycleRecord, FaultResult
+from shipgate.checker.chaos import check_cycle, convergence_bound, summarise_class
+from shipgate.evidence.models import CycleRecord, FaultResult
 
 NODES = ("node-a", "node-b", "node-c")
 

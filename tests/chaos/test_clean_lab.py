@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.models import CycleRecord, OperationEvent
-from shipgate.settings import FAULT_CLASSES
-from shipgate.validate import validate_run
+from shipgate.evidence.models import CycleRecord, OperationEvent
+from shipgate.evidence.validate import validate_run
+from shipgate.run.settings import FAULT_CLASSES
 from tests.chaos.conftest import run_phase4
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

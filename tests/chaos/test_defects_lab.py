@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.models import CycleRecord
+from shipgate.evidence.models import CycleRecord
 from tests.chaos.conftest import run_phase4
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

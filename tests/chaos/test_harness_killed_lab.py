@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab
-from shipgate.lab.layout import base_dir
+from shipgate.providers import lab
+from shipgate.providers.lab.layout import base_dir
 from tests.chaos.conftest import lab_leftovers
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -23,10 +23,10 @@ NAME = "chkill"
 HARNESS = """
 import sys
 from pathlib import Path
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.settings import load_settings
-from phases.common import PhaseContext
+from shipgate.providers import lab
+from shipgate.hosts.ssh import HostAccess
+from shipgate.run.settings import load_settings
+from phases.base import PhaseContext
 from phases import phase4
 inv = lab.load(sys.argv[1])
 settings = load_settings(overrides={"phases": [4], "phase4": {"faults": [sys.argv[2]], "cycles": 50, "writes": 40,

@@ -130,7 +130,7 @@ def test_fault_is_repeatable_and_comma_separated_like_phases() -> None:
     assert kwargs["fault"] == "partition_minority,drop_random_acks,clock_skew_peer"
     _, kwargs = _parse("gate", "--phases", "1", "--phases", "4", "--fault", "partition_minority,drop_random_acks")
     assert (kwargs["phases"], kwargs["fault"]) == ("1,4", "partition_minority,drop_random_acks")
-    from shipgate.settings import flag_overrides
+    from shipgate.run.settings import flag_overrides
 
     assert flag_overrides(phases=kwargs["phases"], fault=kwargs["fault"]) == {
         "phases": [1, 4], "phase4": {"faults": ["partition_minority", "drop_random_acks"]}}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.campaign import CampaignOptions, run_campaign
-from shipgate.models import CampaignSummary, Phase1NodeReport, Phase2Report, Phase3Report
-from shipgate.settings import load_settings
-from shipgate.validate import validate_run
+from shipgate.evidence.models import CampaignSummary, Phase1NodeReport, Phase2Report, Phase3Report
+from shipgate.evidence.validate import validate_run
+from shipgate.run.campaign import CampaignOptions, run_campaign
+from shipgate.run.settings import load_settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shipgate.models import OperationEvent
+from shipgate.evidence.models import OperationEvent
 
-AGENT = Path(__file__).resolve().parents[2] / "phases" / "agents" / "hostagent.py"
+AGENT = Path(__file__).resolve().parents[2] / "shipgate" / "client" / "hostagent.py"
 
 
 class Scripted(ThreadingHTTPServer):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab
+from shipgate.providers import lab
 
 pytestmark = [pytest.mark.lab]
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from invoke import Collection, Context
 from invoke.exceptions import Exit
 from invoke.parser import Parser
 
-from shipgate.settings import FAULT_CLASSES, SettingsError, load_settings, parse_phases
+from shipgate.run.settings import FAULT_CLASSES, SettingsError, load_settings, parse_phases
 
 
 def test_defaults_are_the_gate_shape():
@@ -67,7 +67,7 @@ class _Captured(Exception):
 
 def _settings_of(monkeypatch: pytest.MonkeyPatch, *argv: str):
     """Parse a command line as `invoke` does and return the settings the campaign would get (nothing runs)."""
-    import shipgate.campaign
+    import shipgate.run.campaign
 
     seen = {}
 
@@ -75,7 +75,7 @@ def _settings_of(monkeypatch: pytest.MonkeyPatch, *argv: str):
         seen["opts"] = opts
         raise _Captured
 
-    monkeypatch.setattr(shipgate.campaign, "run_campaign", capture)
+    monkeypatch.setattr(shipgate.run.campaign, "run_campaign", capture)
     spec = importlib.util.spec_from_file_location("shipgate_tasks_root", ROOT / "tasks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -135,7 +135,7 @@ def test_phase4_flags_without_phase4_are_refused(monkeypatch: pytest.MonkeyPatch
 
 
 def test_release_shape_gaps_name_what_is_missing():
-    from shipgate.settings import release_shape_gaps
+    from shipgate.run.settings import release_shape_gaps
 
     assert release_shape_gaps(load_settings()) == []
     assert release_shape_gaps(load_settings(overrides={"phases": [1, 2, 3]})) == ["phase 4 not run"]

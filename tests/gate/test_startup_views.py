@@ -12,13 +12,13 @@ import re
 import socket
 from pathlib import Path
 
-from shipgate.campaign import CampaignOptions, run_campaign
-from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
-from shipgate.models import CampaignSummary
-from shipgate.report import step_summary
-from shipgate.report.load import load_run
-from shipgate.report.summaries import summaries
-from shipgate.settings import load_settings
+from shipgate.evidence.models import CampaignSummary
+from shipgate.evidence.report import step_summary
+from shipgate.evidence.report.load import load_run
+from shipgate.evidence.report.summaries import summaries
+from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
+from shipgate.run.campaign import CampaignOptions, run_campaign
+from shipgate.run.settings import load_settings
 
 
 def _closed_port() -> int:

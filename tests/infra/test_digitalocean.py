@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import digitalocean as do
-from shipgate.inventory import CAMPAIGN_ID_RE, Target
+from shipgate.hosts.inventory import CAMPAIGN_ID_RE, Target
+from shipgate.providers.digitalocean import stack as do
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0sA2qFwjq4b9A0s7oC9k3mQq7nqv3uHk8fHc2yZbM"

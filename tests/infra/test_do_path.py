@@ -19,8 +19,8 @@ from pathlib import Path
 import fake_pulumi
 import pytest
 
-from shipgate.campaign import CampaignError, CampaignOptions, prepare
-from shipgate.settings import load_settings
+from shipgate.run.campaign import CampaignError, CampaignOptions, prepare
+from shipgate.run.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0sA2qFwjq4b9A0s7oC9k3mQq7nqv3uHk8fHc2yZbM"
@@ -28,7 +28,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0sA2qFwjq4b9A0s7oC9k3mQq7nqv3uHk8f
 
 def outputs(campaign: str = "rc-1.2", addresses: dict[str, tuple[str, str]] | None = None,
             known_hosts: str | None = None, postgres: dict | None = None) -> dict:
-    """Stack outputs as infra/ exports them (the shape `shipgate.digitalocean.StackOutputs` parses)."""
+    """Stack outputs as infra/ exports them (the shape `shipgate.providers.digitalocean.stack.StackOutputs` parses)."""
     addresses = addresses or {n: (f"127.0.0.{10 + i}", f"10.250.0.{10 + i}")
                               for i, n in enumerate(("node-a", "node-b", "node-c", "chaos"))}
     hosts = {n: {"name": n, "hostname": f"shipgate-{n}", "public_address": pub, "private_address": priv,

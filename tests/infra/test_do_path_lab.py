@@ -19,12 +19,12 @@ import pytest
 from fake_do_api import FakeDoServer, FakeState
 from test_do_path import outputs
 
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.lab import layout as L
-from shipgate.lab.build import read_state
-from shipgate.models import CampaignSummary, InventoryRecord
-from shipgate.validate import check_run
+from shipgate.evidence.models import CampaignSummary, InventoryRecord
+from shipgate.evidence.validate import check_run
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
+from shipgate.providers.lab import layout as L
+from shipgate.providers.lab.build import read_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from do_mocks import BASE_CONFIG, DoMocks
 
 from infra.config import parse_stack_config
 from infra.resources import build, stack_outputs
-from shipgate.digitalocean import known_hosts_text
+from shipgate.providers.digitalocean.stack import known_hosts_text
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(

@@ -12,7 +12,7 @@ import pytest
 from fake_do_api import FakeDoServer, FakeState
 from pydantic import SecretStr
 
-from shipgate.janitor import DoApiError, DoClient, delete_leftovers, find_leftovers
+from shipgate.providers.digitalocean.janitor import DoApiError, DoClient, delete_leftovers, find_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "dop_v1_" + "f00dfeed" * 8

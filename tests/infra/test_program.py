@@ -20,8 +20,8 @@ from do_mocks import BASE_CONFIG, DoMocks
 
 from infra.config import StackConfigError, parse_stack_config
 from infra.resources import Campaign, build, stack_outputs
-from shipgate.digitalocean import StackOutputs, inventory_from_stack_outputs, known_hosts_text
-from shipgate.inventory import FEDERATION_PORT, HOST_NAMES, PEER_NAMES, Target
+from shipgate.hosts.inventory import FEDERATION_PORT, HOST_NAMES, PEER_NAMES, Target
+from shipgate.providers.digitalocean.stack import StackOutputs, inventory_from_stack_outputs, known_hosts_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN_TAG = "campaign-rc-0-7-0-r1"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.hosts import CommandResult, HostAccess
-from shipgate.inventory import Inventory
-from shipgate.lab import layout as L
+from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.ssh import CommandResult, HostAccess
+from shipgate.providers.lab import layout as L
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, iptables, sshd)")
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def unique_name(tag: str) -> str:
 
 def build_lab(name: str) -> Iterator[Inventory]:
     """Build lab `name`, yield its inventory, and always tear it down (asserting nothing is left)."""
-    from shipgate import lab
+    from shipgate.providers import lab
 
     lab.down(name)
     try:
@@ -108,7 +108,7 @@ def tcp_probe(address: str, port: int, timeout: float = 2) -> str:
 
 
 def remains(name: str) -> list[str]:
-    """Everything of lab `name` still on the machine, looked up independently of shipgate.lab."""
+    """Everything of lab `name` still on the machine, looked up independently of shipgate.providers.lab."""
     out = []
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
     out += [f"netns {ln.split()[0]}" for ln in netns.splitlines() if ln.startswith(f"{name}-")]

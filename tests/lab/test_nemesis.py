@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from shipgate import nemesis
-from shipgate.hosts import HostAccess
-from shipgate.inventory import Inventory
+from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.ssh import HostAccess
 from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]

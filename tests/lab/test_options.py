@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab
-from shipgate.hosts import HostAccess
-from shipgate.inventory import HOST_NAMES
-from shipgate.lab import LabError, LabStatus
-from shipgate.lab.build import read_state
+from shipgate.hosts.inventory import HOST_NAMES
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
+from shipgate.providers.lab import LabError, LabStatus
+from shipgate.providers.lab.build import read_state
 from tests.lab.conftest import needs_root, remains, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]

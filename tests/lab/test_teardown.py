@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab, nemesis
-from shipgate.hosts import HostAccess
-from shipgate.lab import layout as L
-from shipgate.lab.system import LabError, preflight
+from shipgate import nemesis
+from shipgate.hosts.ssh import HostAccess
+from shipgate.providers import lab
+from shipgate.providers.lab import layout as L
+from shipgate.providers.lab.system import LabError, preflight
 from tests.lab.conftest import needs_root, poll, remains, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]
@@ -68,7 +69,7 @@ def test_down_after_the_harness_was_sigkilled_mid_up(cleanup, moment: str):
         "sshd": lambda: layout.host("pg").pidfile.exists(),
         "postgres": lambda: (layout.pg_data / "pgdata").exists(),
     }
-    code = f"import sys; from shipgate.lab import up; up({name!r})"
+    code = f"import sys; from shipgate.providers.lab import up; up({name!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -104,7 +105,7 @@ def test_two_labs_coexist_and_down_removes_only_its_own(cleanup):
 
 
 def test_up_refuses_without_root_naming_the_fix(as_nobody):
-    code = f"from shipgate.lab import up; up({unique_name('nr')!r})"
+    code = f"from shipgate.providers.lab import up; up({unique_name('nr')!r})"
     proc = subprocess.run(as_nobody([sys.executable, "-c", code]),
                           cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HOME": "/tmp"})

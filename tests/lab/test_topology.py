@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab
-from shipgate.hosts import HostAccess, HostError
-from shipgate.inventory import HOST_NAMES, Host, Inventory, SshSettings
-from shipgate.lab import LabLayout
+from shipgate.hosts.inventory import HOST_NAMES, Host, Inventory, SshSettings
+from shipgate.hosts.ssh import HostAccess, HostError
+from shipgate.providers import lab
+from shipgate.providers.lab import LabLayout
 from tests.lab.conftest import build_lab, needs_root, poll, start_listener, tcp_probe, unique_name
 
 pytestmark = [pytest.mark.lab, needs_root]

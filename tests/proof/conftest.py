@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.lab.layout import FIREWALL_TAG, base_dir
+from shipgate.providers.lab.layout import FIREWALL_TAG, base_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = Path(__file__).resolve().parent / "hostile_target.py"
@@ -203,14 +203,14 @@ def clean_lab_name() -> Iterator[Callable[[str], str]]:
     names: list[str] = []
 
     def claim(name: str) -> str:
-        from shipgate import lab
+        from shipgate.providers import lab
 
         lab.down(name)
         names.append(name)
         return name
 
     yield claim
-    from shipgate import lab
+    from shipgate.providers import lab
 
     for name in names:
         lab.down(name)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.models import CampaignSummary
-from shipgate.validate import validate_run
+from shipgate.evidence.models import CampaignSummary
+from shipgate.evidence.validate import validate_run
 from tests.proof import hostile_target
 from tests.proof.conftest import GateProcess, lab_down, lab_leftovers, lab_processes, netns_inodes
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from shipgate import lab
-from shipgate.models import CampaignSummary
-from shipgate.validate import validate_run
+from shipgate.evidence.models import CampaignSummary
+from shipgate.evidence.validate import validate_run
+from shipgate.providers import lab
 from tests.proof import hostile_target
 from tests.proof.conftest import GateProcess, lab_leftovers, netns_inodes
 

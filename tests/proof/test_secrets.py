@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from shipgate.lab.layout import LabLayout
+from shipgate.providers.lab.layout import LabLayout
 from tests.proof import hostile_target
 from tests.proof.conftest import lab_down, lab_leftovers, netns_inodes
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from shipgate.models import BY_NAME, CampaignSummary, SelftestReport
-from shipgate.models.schemas import load_schema
-from shipgate.validate import validate_run
+from shipgate.evidence.models import BY_NAME, CampaignSummary, SelftestReport
+from shipgate.evidence.models.schemas import load_schema
+from shipgate.evidence.validate import validate_run
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def test_ctrl_c_stops_the_selftest_tears_down_and_writes_what_ran(tmp_path: Path
 
 
 def test_refuses_to_run_over_a_lab_that_is_already_up(tmp_path: Path):
-    from shipgate import lab
+    from shipgate.providers import lab
 
     name = "stbusy"
     lab.up(name)

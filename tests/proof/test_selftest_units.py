@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from refpeer.defects import DEFECTS
-from shipgate.models import (
+from shipgate.evidence.models import (
     BY_NAME,
     CampaignSummary,
     Check,
@@ -25,8 +25,9 @@ from shipgate.models import (
     PhaseReportBase,
     SelftestReport,
 )
-from shipgate.models.schemas import load_schema
-from shipgate.selftest import (
+from shipgate.evidence.models.schemas import load_schema
+from shipgate.evidence.verdict import campaign_verdict
+from shipgate.proof.selftest import (
     PLANS,
     RowPlan,
     SelftestError,
@@ -38,8 +39,7 @@ from shipgate.selftest import (
     row_settings,
     shape_settings,
 )
-from shipgate.settings import FAULT_CLASSES
-from shipgate.verdict import campaign_verdict
+from shipgate.run.settings import FAULT_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from shipgate.models import (
+from shipgate.evidence.models import (
     CampaignSummary,
     InventoryRecord,
     Phase1NodeReport,
@@ -31,8 +31,8 @@ from shipgate.models import (
     Phase3Report,
     Phase4Report,
 )
+from shipgate.evidence.validate import validate_run
 from shipgate.target import releases
-from shipgate.validate import validate_run
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.real]
 ROOT = Path(__file__).resolve().parents[2]

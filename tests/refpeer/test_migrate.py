@@ -1,4 +1,4 @@
-"""`ai-memory-ref migrate` against a real PostgreSQL + pgvector (shipgate.postgres), as real subprocesses."""
+"""`ai-memory-ref migrate` against a real PostgreSQL + pgvector (shipgate.providers.lab.postgres), as real subprocesses."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from refpeer.memory import new_memory, parse_rfc3339, ts_in
 from refpeer.store import Store
-from shipgate.postgres import PostgresServer
+from shipgate.providers.lab.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
 

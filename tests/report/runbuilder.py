@@ -1,7 +1,7 @@
 """Build realistic run folders through the artifact models: passing, failing and error campaigns.
 
 Every file is written by the models (so it is what the gate itself would write) and the campaign
-verdict is computed from the files on disk by shipgate.verdict, exactly as the gate does. Histories are
+verdict is computed from the files on disk by shipgate.evidence.verdict, exactly as the gate does. Histories are
 generated from a seeded RNG: a burst of writes for phase 2 and, for phase 4, one operation history per
 chaos cycle plus a cycles file per fault class, with fault windows inside the cycles.
 """
@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from shipgate.atomic import write_json, write_text
-from shipgate.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
-from shipgate.models import (
+from shipgate.evidence.atomic import write_json, write_text
+from shipgate.evidence.models import (
     CampaignSummary,
     Check,
     ContentComparison,
@@ -37,8 +36,9 @@ from shipgate.models import (
     Timing,
     VerdictScope,
 )
-from shipgate.settings import load_settings
-from shipgate.verdict import verdict_for_run
+from shipgate.evidence.verdict import verdict_for_run
+from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
+from shipgate.run.settings import load_settings
 
 REFPEER = TargetRef(kind="refpeer", version="ai-memory 0.6.3", git_ref="v0.6.3", commit="0123456789abcdef")
 

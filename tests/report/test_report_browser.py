@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from runbuilder import build_campaign
 
-from shipgate.report import render_campaign, render_index
-from shipgate.upstream import import_upstream
+from shipgate.evidence.report import render_campaign, render_index
+from shipgate.evidence.upstream import import_upstream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "runs"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,10 +14,10 @@ import xmlschema
 from lxml import etree
 from runbuilder import Built, build_campaign
 
-from shipgate.models import CampaignSummary, Phase4Report
-from shipgate.report import append_step_summary, render_campaign, render_index, step_summary
-from shipgate.report.junit import XSD_PATH
-from shipgate.upstream import import_upstream
+from shipgate.evidence.models import CampaignSummary, Phase4Report
+from shipgate.evidence.report import append_step_summary, render_campaign, render_index, step_summary
+from shipgate.evidence.report.junit import XSD_PATH
+from shipgate.evidence.upstream import import_upstream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "runs"
 ANALYSIS = "# Operator notes\n\nThe <script>alert('x')</script> run was **fine**; see `node-c`.\n\n- one\n- two\n"
@@ -275,7 +275,7 @@ def test_step_summary_names_failures_and_appends_to_github(runs: dict[str, Built
 
 def test_step_summary_stays_under_one_mebibyte(tmp_path: Path) -> None:
     """A run with tens of thousands of failing checks still yields a summary GitHub accepts."""
-    from shipgate.models import Check, Phase2Report
+    from shipgate.evidence.models import Check, Phase2Report
 
     b = build_campaign(tmp_path, "huge", "fail", seed=4, cycles=1, writes=8, writes_per_agent=2)
     checks = [Check.of(f"burst.write-{i:05d}", "acknowledged and present on node-c", "missing " + "x" * 80, False,

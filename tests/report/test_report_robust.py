@@ -12,8 +12,8 @@ import pytest
 import xmlschema
 from runbuilder import build_campaign
 
-from shipgate.report import render_campaign, step_summary
-from shipgate.report.junit import XSD_PATH
+from shipgate.evidence.report import render_campaign, step_summary
+from shipgate.evidence.report.junit import XSD_PATH
 
 CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "deleted": lambda p: p.unlink(),
@@ -111,7 +111,7 @@ def test_control_characters_and_lone_surrogates_in_evidence(template: Path, tmp_
 
 
 def test_index_lists_unreadable_campaigns_as_errors(template: Path, tmp_path: Path) -> None:
-    from shipgate.report import render_index
+    from shipgate.evidence.report import render_index
 
     shutil.copytree(template, tmp_path / "gate-pass")
     shutil.copytree(template, tmp_path / "no-summary")

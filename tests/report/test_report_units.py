@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from shipgate.report.junit import XSD_PATH, JCase, JSuite, write_junit
-from shipgate.report.markdown import render_markdown
-from shipgate.report.svg import (
+from shipgate.evidence.report.junit import XSD_PATH, JCase, JSuite, write_junit
+from shipgate.evidence.report.markdown import render_markdown
+from shipgate.evidence.report.svg import (
     Band,
     Bar,
     Cell,

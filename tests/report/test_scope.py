@@ -21,7 +21,7 @@ from lxml import etree
 from runbuilder import REFPEER, build_campaign
 
 from phases.phase3 import COMPARE
-from shipgate.models import (
+from shipgate.evidence.models import (
     CampaignSummary,
     ContentComparison,
     FieldMismatch,
@@ -29,10 +29,10 @@ from shipgate.models import (
     TargetRef,
     VerdictScope,
 )
-from shipgate.report import render_campaign, render_index, step_summary
-from shipgate.report.load import load_run
-from shipgate.report.summaries import summaries
-from shipgate.settings import load_settings
+from shipgate.evidence.report import render_campaign, render_index, step_summary
+from shipgate.evidence.report.load import load_run
+from shipgate.evidence.report.summaries import summaries
+from shipgate.run.settings import load_settings
 
 BINARY = TargetRef(kind="binary", version="ai-memory 0.7.0", path="/opt/ai-memory", sha256="cd" * 32,
                    git_ref="v0.7.0")
@@ -222,7 +222,7 @@ def test_upstream_imports_are_not_release_verdicts(tmp_path: Path) -> None:
 
 
 def test_a_release_summary_needs_a_release_verdict(tmp_path: Path) -> None:
-    from shipgate.models import ReleaseSummary
+    from shipgate.evidence.models import ReleaseSummary
 
     built = build_campaign(tmp_path, "r", "pass", release_shape=True)
     with pytest.raises(ValueError, match="rehearsal on the bundled reference peer"):

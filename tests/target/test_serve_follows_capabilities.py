@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shipgate.service import ServeSpec
+from shipgate.target.service import ServeSpec
 
 FED = {"host": "node-a", "db": "d.db", "peers": ["http://10.0.0.2:9077"], "quorum_writes": 2, "quorum_timeout_ms": 3000}
 V063 = ["catchup-interval-secs", "host", "port", "quorum-peers", "quorum-timeout-ms", "quorum-writes"]
@@ -32,7 +32,7 @@ def test_a_fractional_interval_is_refused_by_name():
 
 
 def test_a_fractional_interval_in_the_settings_is_a_settings_error():
-    from shipgate.settings import SettingsError, load_settings
+    from shipgate.run.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match=r"phase4\.catchup_interval_secs: .*whole seconds"):
         load_settings(overrides={"phase4": {"catchup_interval_secs": 0.5}})

@@ -1,0 +1,66 @@
+"""History lines (JSONL): every operation and every chaos cycle, Jepsen style.
+
+An operation is an `invoke` followed by exactly one completion: `ok`, `fail` (definitely did not
+happen) or `info` (indeterminate: a timeout may or may not have landed).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from shipgate.evidence.models.common import ArtifactModel, CheckStatus
+
+OpType = Literal["invoke", "ok", "fail", "info"]
+
+
+class OperationEvent(ArtifactModel):
+    """One line of history/<name>.jsonl."""
+
+    process: str = Field(description="who issued it: an agent id or a worker name")
+    op: str = Field(description="write, read, list, probe, ...")
+    type: OpType
+    time: float = Field(description="wall clock, Unix seconds")
+    index: int | None = Field(None, ge=0, description="position in the history file")
+    latency_ms: float | None = Field(None, ge=0, description="on completions: time since the invoke")
+    status: int | None = Field(None, description="HTTP status, when one came back")
+    error: str | None = None
+    id: str | None = Field(None, description="memory id returned by the server")
+    title: str | None = None
+    namespace: str | None = None
+    node: str | None = Field(None, description="the node the operation was sent to")
+    agent: str | None = Field(None, description="X-Agent-Id sent")
+    cycle: int | None = Field(None, ge=0)
+    fault: str | None = None
+    value: JsonValue = None
+
+
+class CycleRecord(ArtifactModel):
+    """One line of history/<name>-cycles.jsonl: a chaos cycle (a superset of upstream's chaos-report.jsonl)."""
+
+    cycle: int = Field(ge=0)
+    fault: str
+    writes: int = Field(ge=0)
+    ok: int = Field(ge=0)
+    quorum_not_met: int = Field(ge=0)
+    fail: int = Field(ge=0)
+    indeterminate: int = Field(0, ge=0)
+    namespace: str | None = None
+    seed: int | None = None
+    status: CheckStatus | None = None
+    fault_started_at: float | None = Field(None, description="Unix seconds")
+    fault_healed_at: float | None = Field(None, description="Unix seconds")
+    fault_applied: bool | None = Field(None, description="evidence showed the fault took effect")
+    fault_evidence: list[str] = Field(default_factory=list)
+    counts: dict[str, int | None] = Field(default_factory=dict, description="node -> rows of the cycle namespace")
+    count_node0: str | None = Field(None, description="upstream harness count (a string, or 'ERR')")
+    count_node1: str | None = None
+    count_node2: str | None = None
+    lost: list[str] = Field(default_factory=list)
+    unexpected: list[str] = Field(default_factory=list)
+    duplicates: list[str] = Field(default_factory=list)
+    indeterminate_landed: int | None = Field(None, ge=0)
+    converged: bool | None = None
+    time_to_converge_s: float | None = Field(None, ge=0)
+    history: str | None = Field(None, description="operation history file of this cycle")

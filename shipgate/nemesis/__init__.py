@@ -1,0 +1,22 @@
+"""The nemesis: fault primitives that read the kernel back (`primitives`) and the fault classes built from them."""
+
+from shipgate.nemesis.primitives import (
+    TAG,
+    FaultEvidence,
+    NemesisError,
+    clean_faketime_shm,
+    faketime_library,
+    heal,
+    kill,
+    offset_seconds,
+    partition,
+    pause,
+    read_clock_offset,
+    resume,
+    skew_env,
+)
+
+__all__ = [
+    "TAG", "FaultEvidence", "NemesisError", "clean_faketime_shm", "faketime_library", "heal", "kill",
+    "offset_seconds", "partition", "pause", "read_clock_offset", "resume", "skew_env",
+]

@@ -1,0 +1,293 @@
+"""Fault primitives for the chaos phase, each returning evidence that it took effect.
+
+Everything runs as SSH commands on the host itself (iptables in its own network namespace, signals to a
+PID in its own PID space, /proc read back), so the same code works on lab namespaces and on droplets.
+A fault whose effect cannot be read back is reported with `took_effect=False` (an `error` for the gate),
+never assumed: the upstream gate passed whole chaos classes in which the fault had not happened.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.ssh import CommandResult, HostAccess
+
+TAG = "shipgate-nemesis"
+_OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+# Prints the one-letter state of process $1 from /proc/$1/stat ("gone" when it does not exist); the comm
+# field may hold spaces and parentheses, so cut after the last ") ".
+_STATE_FN = 'st() { s=$(cat /proc/$1/stat 2>/dev/null) || { echo gone; return; }; s=${s##*) }; echo ${s%% *}; }; '
+
+FaultKind = Literal["partition", "heal", "pause", "resume", "kill", "clock", "cleanup"]
+
+
+class NemesisError(ValueError):
+    """A fault was asked for with arguments that cannot make sense (unknown host, bad offset...)."""
+
+
+class FaultEvidence(BaseModel):
+    """What a fault primitive did and what was read back to prove it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    host: str
+    target: str = Field(description="what the fault was aimed at: peers:port, or a PID")
+    started_at: float = Field(description="Unix seconds when the fault was applied")
+    healed_at: float | None = Field(None, description="Unix seconds when it was lifted (heal/resume)")
+    took_effect: bool = Field(description="the read-back showed the intended state")
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+    error: str | None = Field(None, description="why the fault could not be applied or verified")
+
+    def summary(self) -> str:
+        """One line for a cycle record's `fault_evidence` list."""
+        state = "took effect" if self.took_effect else f"NOT in effect ({self.error or 'read-back mismatch'})"
+        keys = ("dropped_packets", "state", "offset_s", "rules", "removed")
+        extra = ", ".join(f"{k}={self.details[k]}" for k in keys if k in self.details)
+        return f"{self.kind} on {self.host} [{self.target}]: {state}" + (f" ({extra})" if extra else "")
+
+
+def _failed(kind: FaultKind, host: str, target: str, started: float, res: CommandResult,
+            **details: JsonValue) -> FaultEvidence:
+    return FaultEvidence(kind=kind, host=host, target=target, started_at=started, took_effect=False,
+                         details={**details, "stdout": res.stdout[-500:], "stderr": res.stderr[-500:]},
+                         error=res.error or f"exit {res.exit_code}: {res.stderr.strip()[-300:]}")
+
+
+def _check_host(inventory: Inventory, host: str) -> None:
+    if host not in inventory.hosts:
+        raise NemesisError(f"unknown host {host!r} (inventory has {', '.join(inventory.hosts)})")
+
+
+# -- partitions ---------------------------------------------------------------------------------------
+def _partition_rules(inventory: Inventory, peers: Sequence[str], port: int, both_ways: bool) -> list[str]:
+    rules = []
+    for peer in peers:
+        addr = inventory.hosts[peer].private_address
+        comment = f'-m comment --comment "{TAG} partition {peer}"'
+        rules.append(f"OUTPUT -d {addr}/32 -p tcp -m tcp --dport {port} {comment} -j DROP")
+        if both_ways:
+            rules.append(f"INPUT -s {addr}/32 -p tcp -m tcp --dport {port} {comment} -j DROP")
+    return rules
+
+
+def partition(access: HostAccess, inventory: Inventory, host: str, peers: Sequence[str], *,
+              port: int | None = None, both_ways: bool = True) -> FaultEvidence:
+    """Cut `host` off from `peers` on `port` (default: the federation port) with iptables DROP rules in
+    the host's own firewall: its connections to each peer's private address, and (both_ways) the peers'
+    connections to it. Rules are inserted first and tagged so `heal` finds them; re-applying is harmless."""
+    _check_host(inventory, host)
+    peers = list(dict.fromkeys(peers))
+    if not peers:
+        raise NemesisError("partition needs at least one peer")
+    for peer in peers:
+        _check_host(inventory, peer)
+        if peer == host:
+            raise NemesisError(f"cannot partition {host} from itself")
+    port = port or inventory.federation_port
+    target = f"{','.join(peers)}:{port}"
+    rules = _partition_rules(inventory, peers, port, both_ways)
+    lines = []
+    for i, rule in enumerate(rules):
+        chain, spec = rule.split(" ", 1)
+        lines.append(f"iptables -w 5 -C {rule} 2>/dev/null || iptables -w 5 -I {chain} 1 {spec} "
+                     f"|| echo insert-failed:{i}")
+    # Read back with -C: the kernel's ruleset, not our intent, decides whether the partition stands.
+    lines += [f"if iptables -w 5 -C {rule} 2>/dev/null; then echo present:{i}; else echo missing:{i}; fi"
+              for i, rule in enumerate(rules)]
+    started = time.time()
+    res = access.run(host, "\n".join(lines), timeout=30)
+    if res.error:
+        return _failed("partition", host, target, started, res)
+    present = {int(ln.split(":")[1]) for ln in res.stdout.split() if ln.startswith("present:")}
+    missing = [r for i, r in enumerate(rules) if i not in present]
+    return FaultEvidence(
+        kind="partition", host=host, target=target, started_at=started, took_effect=not missing,
+        details={"rules": len(present), "installed": [r for i, r in enumerate(rules) if i in present],
+                 "missing": missing, "both_ways": both_ways},
+        error=f"rules not in effect after insertion: {missing} ({res.stderr.strip()[-300:]})" if missing else None,
+    )
+
+
+def heal(access: HostAccess, inventory: Inventory, host: str) -> FaultEvidence:
+    """Remove every partition rule on `host` (idempotent). The DROP counters are read first: the evidence
+    that packets were really dropped while the partition stood."""
+    _check_host(inventory, host)
+    started = time.time()
+    listing = access.run(host, f"iptables -w 5 -S -v | grep -F -- '{TAG} partition' || true", timeout=30)
+    if not listing.ok:
+        return _failed("heal", host, "partition rules", started, listing)
+    counters: list[dict[str, JsonValue]] = []
+    deletes: list[str] = []
+    for line in listing.stdout.splitlines():
+        if not line.startswith("-A "):
+            continue
+        m = re.search(r" -c (\d+) (\d+)", line)
+        spec = re.sub(r" -c \d+ \d+", "", line)
+        counters.append({"rule": spec, "packets": int(m.group(1)) if m else None,
+                         "bytes": int(m.group(2)) if m else None})
+        deletes.append("iptables -w 5 -D " + spec[3:])
+    check = f"iptables -w 5 -S | grep -cF -- '{TAG} partition' || true"
+    res = access.run(host, "; ".join([*deletes, check]), timeout=30)
+    healed = time.time()
+    remaining = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+    dropped = sum(int(c["packets"] or 0) for c in counters)  # type: ignore[call-overload]
+    ok = res.error is None and remaining == "0"
+    return FaultEvidence(
+        kind="heal", host=host, target="partition rules", started_at=started, healed_at=healed,
+        took_effect=ok,
+        details={"removed": len(deletes), "dropped_packets": dropped, "counters": counters,
+                 "remaining_rules": remaining},
+        error=None if ok else (res.error or f"partition rules still present: {remaining or res.stderr.strip()}"),
+    )
+
+
+# -- processes ----------------------------------------------------------------------------------------
+def _signal(access: HostAccess, kind: FaultKind, host: str, pid: int, signal: str, until: str,
+            timeout: float = 5) -> FaultEvidence:
+    if int(pid) <= 1:
+        raise NemesisError(f"refusing to signal PID {pid}")
+    polls = int(timeout / 0.02)
+    script = (
+        _STATE_FN
+        + f"p={int(pid)}; b=$(st $p); [ \"$b\" = gone ] && {{ echo before=gone; exit 3; }}; "
+        + "echo before=$b; echo cmd=$(tr '\\0' ' ' < /proc/$p/cmdline | cut -c1-200); "
+        + f"kill -{signal} $p || exit 4; "
+        + f"for i in $(seq {polls}); do s=$(st $p); case $s in {until}) break;; esac; sleep 0.02; done; "
+        + "echo after=$(st $p)"
+    )
+    started = time.time()
+    res = access.run(host, script, timeout=timeout + 10)
+    vals = dict(ln.split("=", 1) for ln in res.stdout.splitlines() if "=" in ln)
+    details: dict[str, JsonValue] = {"pid": int(pid), "signal": signal, "state_before": vals.get("before"),
+                                     "state": vals.get("after"), "cmdline": vals.get("cmd")}
+    if res.exit_code == 3:
+        return FaultEvidence(kind=kind, host=host, target=f"pid {pid}", started_at=started, took_effect=False,
+                             details=details, error=f"process {pid} does not exist on {host}")
+    if not res.ok:
+        return _failed(kind, host, f"pid {pid}", started, res, **details)
+    after = vals.get("after", "")
+    ok = any(after == alt for alt in until.split("|"))
+    healed = time.time() if kind == "resume" else None
+    return FaultEvidence(kind=kind, host=host, target=f"pid {pid}", started_at=started, healed_at=healed,
+                         took_effect=ok, details=details,
+                         error=None if ok else f"state after SIG{signal} is {after!r}, wanted {until}")
+
+
+def pause(access: HostAccess, host: str, pid: int) -> FaultEvidence:
+    """SIGSTOP; took effect when /proc/<pid>/stat shows state T (stopped)."""
+    return _signal(access, "pause", host, pid, "STOP", "T|t")
+
+
+def resume(access: HostAccess, host: str, pid: int) -> FaultEvidence:
+    """SIGCONT; took effect when the process is no longer stopped."""
+    return _signal(access, "resume", host, pid, "CONT", "R|S|D|I")
+
+
+def kill(access: HostAccess, host: str, pid: int) -> FaultEvidence:
+    """SIGKILL; took effect when the PID is gone (or a zombie awaiting its parent)."""
+    return _signal(access, "kill", host, pid, "KILL", "gone|Z|X")
+
+
+# -- clock skew ---------------------------------------------------------------------------------------
+def faketime_library() -> str:
+    """Path of libfaketime's preload library (Debian/Ubuntu put it under /usr/lib/<triplet>/faketime)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")) + sorted(
+        glob.glob("/usr/lib/faketime/libfaketime.so.1"))
+    if not found:
+        raise NemesisError("libfaketime.so.1 not found (Debian package libfaketime); run ./scripts/setup")
+    return found[0]
+
+
+def offset_seconds(offset: str) -> float:
+    """Seconds of a relative FAKETIME offset such as '+300', '-90s', '+2m', '-1.5h', '+1d'."""
+    m = _OFFSET_RE.match(offset.strip())
+    if not m:
+        raise NemesisError(f"clock offset {offset!r} must look like +300, -90s, +2m, -1.5h or +1d")
+    value = float(m.group(2)) * _UNIT_S[m.group(3)]
+    return value if m.group(1) == "+" else -value
+
+
+def skew_env(offset: str, *, library: str | None = None) -> dict[str, str]:
+    """Environment that starts a program with its wall clock shifted by `offset`, through LD_PRELOAD (not
+    the `faketime` wrapper, which forks: the PID must be the program's own). Monotonic time stays real, so
+    the program's timeouts keep working. Only dynamically linked programs can be skewed."""
+    offset_seconds(offset)
+    return {
+        "LD_PRELOAD": library or faketime_library(),
+        "FAKETIME": offset.strip(),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
+def read_clock_offset(access: HostAccess, host: str, pid: int, *, tolerance_s: float = 2.0) -> FaultEvidence:
+    """Read the skew a running process sees: libfaketime must be mapped into it (/proc/<pid>/maps), and
+    `date` run under the process's own LD_PRELOAD/FAKETIME* environment (from /proc/<pid>/environ) is
+    compared with the real clock. Took effect when the measured offset matches FAKETIME."""
+    script = (
+        f"p={int(pid)}; [ -r /proc/$p/environ ] || {{ echo gone; exit 3; }}; "
+        "echo maps=$(grep -c faketime /proc/$p/maps); "
+        "envs=$(tr '\\0' '\\n' < /proc/$p/environ | grep -E '^(LD_PRELOAD|FAKETIME[A-Z_]*)=' "
+        "| grep -v '^FAKETIME_SHARED=' | tr '\\n' ' '); echo env=$envs; "
+        "echo real0=$(date +%s.%N); echo fake=$(env $envs date +%s.%N); echo real1=$(date +%s.%N)"
+    )
+    started = time.time()
+    res = access.run(host, script, timeout=30)
+    if res.exit_code == 3:
+        return FaultEvidence(kind="clock", host=host, target=f"pid {pid}", started_at=started,
+                             took_effect=False, details={"pid": int(pid)},
+                             error=f"process {pid} does not exist on {host}")
+    if not res.ok:
+        return _failed("clock", host, f"pid {pid}", started, res, pid=int(pid))
+    vals = dict(ln.split("=", 1) for ln in res.stdout.splitlines() if "=" in ln)
+    env = dict(w.split("=", 1) for w in shlex.split(vals.get("env", "")) if "=" in w)
+    try:
+        real = (float(vals["real0"]) + float(vals["real1"])) / 2
+        measured = round(float(vals["fake"]) - real, 3)
+    except (KeyError, ValueError):
+        return _failed("clock", host, f"pid {pid}", started, res, pid=int(pid))
+    mapped = vals.get("maps", "0").strip() not in ("", "0")
+    expected: float | None = None
+    try:
+        expected = offset_seconds(env.get("FAKETIME", ""))
+    except NemesisError:
+        expected = None
+    if expected is not None:
+        ok = mapped and abs(measured - expected) <= tolerance_s
+    else:
+        ok = mapped and abs(measured) > tolerance_s
+    why = None
+    if not mapped:
+        why = "libfaketime is not loaded in the process (static binary, or started without LD_PRELOAD)"
+    elif not ok:
+        why = f"measured offset {measured}s, expected {expected}s (±{tolerance_s}s)"
+    return FaultEvidence(
+        kind="clock", host=host, target=f"pid {pid}", started_at=started, took_effect=ok,
+        details={"pid": int(pid), "offset_s": measured, "expected_offset_s": expected, "faketime_mapped": mapped,
+                 "faketime": env.get("FAKETIME"), "ld_preload": env.get("LD_PRELOAD")},
+        error=why,
+    )
+
+
+def clean_faketime_shm(access: HostAccess, host: str) -> FaultEvidence:
+    """Remove the /dev/shm files libfaketime leaves behind for processes that no longer exist (it names
+    them after the creating PID). On the lab each host's /dev/shm is private and vanishes with the host;
+    on a droplet this is the cleanup."""
+    script = ("for f in /dev/shm/faketime_shm_* /dev/shm/sem.faketime_sem_*; do [ -e \"$f\" ] || continue; "
+              "p=${f##*_}; [ -d /proc/$p ] || { rm -f \"$f\" && echo \"$f\"; }; done")
+    started = time.time()
+    res = access.run(host, script, timeout=30)
+    if not res.ok:
+        return _failed("cleanup", host, "/dev/shm", started, res)
+    removed = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    return FaultEvidence(kind="cleanup", host=host, target="/dev/shm", started_at=started, took_effect=True,
+                         details={"removed": len(removed), "files": removed})

@@ -1,0 +1,1 @@
+"""Proof of the gate itself: the self-test against seeded defects."""

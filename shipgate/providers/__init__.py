@@ -1,0 +1,1 @@
+"""Host providers: where a campaign's hosts come from (the lab on this machine, or DigitalOcean)."""

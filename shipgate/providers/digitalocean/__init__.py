@@ -1,0 +1,1 @@
+"""The DigitalOcean provider: the Pulumi stack's typed config and outputs, and the janitor."""

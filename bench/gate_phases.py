@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shipgate.run.campaign import CampaignOptions, run_campaign
 from shipgate.run.settings import load_settings, parse_phases
+from shipgate.tasks.wiring import CampaignOptions, run_campaign
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """What every phase shares: its context, the check recorder, and remote-command helpers.
 
 A phase takes a `PhaseContext` and returns its report model. Phases only speak to hosts through
-`HostAccess`, so they never know whether the hosts are namespaces or droplets.
+`HostAccess`, so they never know whether the hosts are namespaces or droplets. `PhaseEntry` is how a phase
+module is listed in `phases.PHASES`: the `Phase` the engine runs.
 """
 
 from __future__ import annotations
@@ -10,50 +11,56 @@ import json
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shipgate.evidence.atomic import write_text
-from shipgate.evidence.models import Check, OperationEvent, TargetRef, Timing
-from shipgate.hosts.inventory import Inventory
-from shipgate.hosts.ssh import CommandResult, HostAccess
-from shipgate.run.settings import GateSettings
-from shipgate.target.capabilities import Capabilities
+from shipgate.evidence.models import PHASE_MODELS, Check, OperationEvent, PhaseReportBase, Timing
+from shipgate.evidence.phase_ids import PHASE_NAMES
+from shipgate.evidence.verdict import expected_artifacts
+from shipgate.hosts.inventory import PEER_NAMES
+from shipgate.hosts.ssh import CommandResult
+from shipgate.run.context import Phase, PhaseContext, Progress
 
-Progress = Callable[[str], None]
+__all__ = ["Checks", "Phase", "PhaseContext", "PhaseEntry", "Progress", "Stopwatch", "cli", "host_unreachable",
+           "now", "parse_json_stdout", "write_history"]
+
+Runner = Callable[[PhaseContext], PhaseReportBase | list[PhaseReportBase]]
 
 
-@dataclass
-class PhaseContext:
-    inventory: Inventory
-    access: HostAccess
-    settings: GateSettings
-    run_dir: Path
-    progress: Progress = field(default=lambda msg: None)
+@dataclass(frozen=True)
+class PhaseEntry:
+    """A phase module as `PHASES` lists it: its number, its runner, and whether it reports once per peer.
 
-    @property
-    def history_dir(self) -> Path:
-        d = self.run_dir / "history"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+    The name, the report model and the artifact names come from the evidence's tables keyed by the number,
+    so the engine, the verdict and the report renderer cannot disagree about them."""
 
-    def hostname(self, host: str) -> str:
-        return self.inventory.hosts[host].hostname
+    number: int
+    runner: Runner
+    per_node: bool = False
 
     @property
-    def capabilities(self) -> Capabilities | None:
-        return self.inventory.target.capabilities
+    def name(self) -> str:
+        return PHASE_NAMES[self.number]
 
-    @property
-    def serve_flags(self) -> list[str] | None:
-        """The target's serve flags for `ServeSpec.flags` (None when the target was not probed)."""
-        caps = self.capabilities
-        return None if caps is None else caps.subcommands.get("serve", [])
+    def artifacts(self) -> list[str]:
+        return expected_artifacts(self.number)
 
-    def target_ref(self) -> TargetRef:
-        return TargetRef.of(self.inventory.target)
+    def artifact_of(self, report: PhaseReportBase) -> str:
+        return report.artifact_name if self.per_node else f"phase{self.number}.json"
+
+    def not_run(self, reason: str) -> list[PhaseReportBase]:
+        model = PHASE_MODELS[self.number]
+        check = Check.error(f"phase{self.number}.ran", "the phase runs to completion", reason)
+        if self.per_node:
+            return [model.from_checks([check], error=reason, node=n, host=n) for n in PEER_NAMES]
+        return [model.from_checks([check], error=reason)]
+
+    def run(self, ctx: PhaseContext) -> list[PhaseReportBase]:
+        result = self.runner(ctx)
+        return result if isinstance(result, list) else [result]
 
 
 class Checks:

@@ -36,6 +36,7 @@ from shipgate.evidence.models import (
     check_reasons,
     phase_status,
 )
+from shipgate.evidence.problems import describe, field_errors
 from shipgate.evidence.verdict import ALL_PHASES, ArtifactError, campaign_verdict, expected_artifacts
 from shipgate.hosts.inventory import CAMPAIGN_ID_RE
 
@@ -145,10 +146,6 @@ def _status_text(v: Any) -> Any:
     return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    return "/" + "/".join(str(p) for p in loc)
-
-
 def convert_phase(data: Any, phase: int, name: str) -> PhaseReportBase:
     """Turn one upstream phase object into our report with re-audit checks; ImportProblem when it cannot."""
     if not isinstance(data, dict):
@@ -186,10 +183,9 @@ def convert_phase(data: Any, phase: int, name: str) -> PhaseReportBase:
                 "upstream_extra": extra or None,
             })
         except ValidationError as exc:
-            bad = {e["loc"][0] for e in exc.errors() if e["loc"] and e["loc"][0] in SEPARABLE and e["loc"][0] in fields}
+            bad = {loc[0] for loc, _ in field_errors(exc) if loc and loc[0] in SEPARABLE and loc[0] in fields}
             if not bad:
-                detail = "; ".join(f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
-                raise ImportProblem(f"{name}: {detail}") from None
+                raise ImportProblem(f"{name}: {describe(exc)}") from None
             for key in bad:
                 extra[key] = fields.pop(key)
     raise ImportProblem(f"{name}: could not be converted")  # pragma: no cover - loop always returns or raises

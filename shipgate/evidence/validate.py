@@ -29,7 +29,14 @@ from shipgate.evidence.models import (
     artifact_for,
 )
 from shipgate.evidence.models.schemas import SCHEMA_DIR, load_schema
-from shipgate.evidence.verdict import ArtifactError, campaign_verdict, expected_artifacts
+from shipgate.evidence.problems import field_errors, pointer
+from shipgate.evidence.verdict import (
+    ArtifactError,
+    Verdict,
+    campaign_verdict,
+    expected_artifacts,
+    parse_phases,
+)
 
 JSON_SUFFIXES = (".json", ".jsonl")
 
@@ -44,11 +51,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}  {self.pointer or '/'}  {self.message}"
-
-
-def pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer of a path ('' is the whole document)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 @cache
@@ -118,7 +120,7 @@ def _model_problems(model: type[ArtifactModel], data: Any) -> tuple[ArtifactMode
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, [(pointer(e["loc"]), e["msg"]) for e in exc.errors()]
+        return None, [(pointer(loc), msg) for loc, msg in field_errors(exc)]
 
 
 def check_document(kind: ArtifactKind, data: Any, schema_dir: Path = SCHEMA_DIR) -> tuple[ArtifactModel | None, list[tuple[str, str]]]:
@@ -270,3 +272,9 @@ def load_phase_artifacts(run_dir: Path, phases: Iterable[int],
             else:
                 out[name] = model
     return out
+
+
+def verdict_for_run(run_dir: str | Path, requested: Iterable[int]) -> Verdict:
+    """Judge a run folder from disk alone (artifacts are loaded and schema-checked first)."""
+    phases = parse_phases(requested)
+    return campaign_verdict(phases, load_phase_artifacts(Path(run_dir), phases))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from shipgate.evidence.models import (
     EXIT_CODES,
@@ -20,9 +19,10 @@ from shipgate.evidence.models import (
     PhaseStatus,
     phase_status,
 )
+from shipgate.evidence.phase_ids import PHASE_NUMBERS, in_words
 from shipgate.hosts.inventory import PEER_NAMES
 
-ALL_PHASES: tuple[int, ...] = (1, 2, 3, 4)
+ALL_PHASES: tuple[int, ...] = PHASE_NUMBERS
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ def expected_artifacts(phase: int) -> list[str]:
     """The files a phase must leave in the run folder."""
     if phase == 1:
         return [f"phase1-{node}.json" for node in PEER_NAMES]
-    if phase in (2, 3, 4):
+    if phase in PHASE_NUMBERS:
         return [f"phase{phase}.json"]
-    raise ValueError(f"there is no phase {phase!r}; phases are 1, 2, 3 and 4")
+    raise ValueError(f"there is no phase {phase!r}; phases are {in_words()}")
 
 
 def report_status(report: PhaseReportBase) -> tuple[PhaseStatus, str | None]:
@@ -86,9 +86,9 @@ def parse_phases(spec: str | Iterable[int]) -> list[int]:
         try:
             n = int(item)
         except (TypeError, ValueError):
-            raise ValueError(f"phase {item!r} is not a number; phases are 1, 2, 3 and 4") from None
+            raise ValueError(f"phase {item!r} is not a number; phases are {in_words()}") from None
         if n not in ALL_PHASES:
-            raise ValueError(f"there is no phase {n}; phases are 1, 2, 3 and 4")
+            raise ValueError(f"there is no phase {n}; phases are {in_words()}")
         if n not in phases:
             phases.append(n)
     return sorted(phases)
@@ -128,11 +128,3 @@ def campaign_verdict(
     status = combine(r.status for r in results)
     reasons = [f"{r.artifact}: {r.status}: {r.reason}" for r in results if r.status != "pass"]
     return Verdict(status, EXIT_CODES[status], reasons, results, run)
-
-
-def verdict_for_run(run_dir: str | Path, requested: Iterable[int]) -> Verdict:
-    """Judge a run folder from disk alone (artifacts are loaded and schema-checked first)."""
-    from shipgate.evidence.validate import load_phase_artifacts
-
-    phases = parse_phases(requested)
-    return campaign_verdict(phases, load_phase_artifacts(Path(run_dir), phases))

@@ -14,12 +14,12 @@ run folder per campaign beside them.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
+import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +37,16 @@ from shipgate.evidence.models.selftest import (
     SelftestRow,
     Shape,
 )
-from shipgate.run.campaign import CampaignOptions, Console, run_campaign
+from shipgate.evidence.phase_ids import PHASE_NUMBERS
+from shipgate.providers import lab
+from shipgate.run import signals
+from shipgate.run.console import Console
+from shipgate.run.options import CampaignOptions
 from shipgate.run.settings import FAULT_CLASSES, GateSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_PHASES = (1, 2, 3, 4)
+ALL_PHASES = PHASE_NUMBERS
+CampaignRunner = Callable[[CampaignOptions, Callable[[str], None]], CampaignSummary]
 
 # The reduced shape: phase 4 at 5 cycles x 50 writes; shorter convergence deadlines, because a defect that
 # loses writes makes every cycle wait for the whole deadline (the clean peer converges in about 1-3 s).
@@ -361,8 +366,6 @@ def matrix_table(report: SelftestReport) -> str:
 
 def _check_line(c: FoundCheck) -> str:
     def short(v: Any) -> str:
-        import json
-
         s = json.dumps(v, ensure_ascii=False)
         return s if len(s) <= 80 else s[:77] + "..."
 
@@ -425,19 +428,6 @@ def write_outputs(folder: Path, report: SelftestReport) -> None:
 # --- running -------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM between campaigns stops the self-test like Ctrl-C (run_campaign handles it inside one)."""
-    def handler(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _interrupted(summary: CampaignSummary) -> bool:
     return any(r.startswith("interrupted by") for r in summary.reasons)
 
@@ -449,10 +439,10 @@ def _row_line(row: SelftestRow, label: str) -> str:
     return f"{label}: {cells} ({row.verdict}, {row.duration_s:.0f}s){'' if row.ok else ' PROBLEM'}{why}"
 
 
-def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None = None) -> SelftestReport:
-    """Run every planned campaign in turn and return the report (also written as it goes)."""
-    from shipgate.providers import lab
-
+def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None = None, *,
+                 run_campaign: CampaignRunner) -> SelftestReport:
+    """Run every planned campaign in turn with `run_campaign` (the wired engine) and return the report (also
+    written as it goes)."""
     say = progress or Console()
     base = shape_settings(opts.shape, opts.seed, opts.overrides)
     rows = plan_rows(opts.shape, opts.defects, repeat=opts.repeat, clean=opts.clean, cross=opts.cross)
@@ -477,7 +467,8 @@ def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None =
     say(f"selftest {selftest_id}: {len(rows)} campaign(s), {opts.shape} shape, lab {opts.lab_name!r} -> {folder}")
     done: list[SelftestRow] = []
     stopped: str | None = None
-    with _sigterm_interrupts():
+    # SIGTERM between campaigns stops the self-test like Ctrl-C (run_campaign handles it inside one).
+    with signals.raising(KeyboardInterrupt, (signal.SIGTERM,)):
         try:
             for i, row in enumerate(rows, 1):
                 if lab.load(opts.lab_name) is not None:
@@ -485,7 +476,7 @@ def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None =
                                f"failed); `invoke lab.down --name {opts.lab_name}`, then run the self-test again")
                     say(stopped)
                     break
-                judged, summary = _run_row(opts, base, folder, selftest_id, row, i, len(rows), say)
+                judged, summary = _run_row(opts, base, folder, selftest_id, row, i, len(rows), say, run_campaign)
                 done.append(judged)
                 if report.target is None and summary.target is not None:
                     report = report.model_copy(update={"target": TargetRef.model_validate(summary.target.dump())})
@@ -507,7 +498,7 @@ def run_selftest(opts: SelftestOptions, progress: Callable[[str], None] | None =
 
 
 def _run_row(opts: SelftestOptions, base: GateSettings, folder: Path, selftest_id: str, row: RowPlan, i: int,
-             total: int, say: Callable[[str], None]) -> tuple[SelftestRow, CampaignSummary]:
+             total: int, say: Callable[[str], None], run_campaign: CampaignRunner) -> tuple[SelftestRow, CampaignSummary]:
     """One campaign of the self-test, with its progress lines, judged."""
     label = row.name if row.defect or opts.repeat == 1 else f"clean #{row.run}"
     what = "every phase" if row.defect is None else f"phase(s) {','.join(map(str, row.phases))}, owner {row.owner}"
@@ -519,7 +510,7 @@ def _run_row(opts: SelftestOptions, base: GateSettings, folder: Path, selftest_i
                             defects=[row.defect] if row.defect else [], runs_dir=folder, campaign_id=campaign_id,
                             render=False)
     t = time.monotonic()
-    summary = run_campaign(copts, progress=lambda msg: say(f"  {label}: {msg}"))
+    summary = run_campaign(copts, lambda msg: say(f"  {label}: {msg}"))
     judged = judge_row(row, summary, campaign_id, time.monotonic() - t)
     say(f"[{i}/{total}] {_row_line(judged, label)}")
     return judged, summary

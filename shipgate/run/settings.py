@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shipgate.evidence.phase_ids import PHASE_NUMBERS, comma_list
+from shipgate.evidence.problems import field_errors
+
 FAULT_CLASSES: tuple[str, ...] = ("kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer")
 DEFAULT_AGENTS = ["ai:agent-alice", "ai:agent-bob", "ai:agent-charlie", "ai:agent-dana"]
 
@@ -105,7 +108,7 @@ class Phase4Settings(_Strict):
 
 
 class GateSettings(_Strict):
-    phases: list[int] = Field(default_factory=lambda: [1, 2, 3, 4])
+    phases: list[int] = Field(default_factory=lambda: list(PHASE_NUMBERS))
     phase1: Phase1Settings = Field(default_factory=Phase1Settings)
     phase2: Phase2Settings = Field(default_factory=Phase2Settings)
     phase3: Phase3Settings = Field(default_factory=Phase3Settings)
@@ -114,9 +117,9 @@ class GateSettings(_Strict):
     @field_validator("phases")
     @classmethod
     def _phases(cls, v: list[int]) -> list[int]:
-        bad = [p for p in v if p not in (1, 2, 3, 4)]
+        bad = [p for p in v if p not in PHASE_NUMBERS]
         if bad or not v:
-            raise ValueError(f"phases must be a non-empty subset of 1,2,3,4 (got {v})")
+            raise ValueError(f"phases must be a non-empty subset of {comma_list()} (got {v})")
         return sorted(set(v))
 
 
@@ -128,7 +131,7 @@ def parse_phases(text: str) -> list[int]:
     try:
         return [int(p) for p in text.replace(" ", "").split(",") if p]
     except ValueError:
-        raise SettingsError(f"--phases takes a comma list of 1,2,3,4 (got {text!r})") from None
+        raise SettingsError(f"--phases takes a comma list of {comma_list()} (got {text!r})") from None
 
 
 def parse_faults(text: str) -> list[str]:
@@ -183,7 +186,7 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
     and no pass threshold looser than its default. Only a run of that shape can clear a release.
     """
     gaps: list[str] = []
-    missing = [p for p in (1, 2, 3, 4) if p not in settings.phases]
+    missing = [p for p in PHASE_NUMBERS if p not in settings.phases]
     if missing:
         gaps.append(f"phase{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not run")
     p4, ref = settings.phase4, GateSettings()
@@ -228,8 +231,7 @@ def load_settings(config: Path | None = None, overrides: dict | None = None) -> 
         return GateSettings.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for e in exc.errors():
-            loc = tuple(str(p) for p in e["loc"])
+        for loc, msg in field_errors(exc):
             source = "the flags" if loc[:1] in given or loc[:2] in given else (str(config) if config else "the flags")
-            problems.append(f"{'.'.join(loc)}: {e['msg']} (from {source})")
+            problems.append(f"{'.'.join(loc)}: {msg} (from {source})")
         raise SettingsError(f"bad settings: {'; '.join(problems)}") from None

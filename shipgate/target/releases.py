@@ -32,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipgate.evidence.atomic import write_text
+from shipgate.run import signals
 
 CRATE = "ai-memory"
 DEFAULT_FEATURES: tuple[str, ...] = ("sal", "sal-postgres")
@@ -54,22 +55,8 @@ class BuildInterrupted(ReleaseError):
     """SIGTERM or SIGINT stopped a build; cargo and its rustc were stopped with it."""
 
 
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGTERM (and SIGINT) raise while cargo runs, so the build's process group is always stopped with us."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        raise BuildInterrupted(f"interrupted by {signal.Signals(signum).name}: the build was stopped")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+def _build_interrupted(signal_name: str) -> BuildInterrupted:
+    return BuildInterrupted(f"interrupted by {signal_name}: the build was stopped")
 
 
 def cache_root() -> Path:
@@ -364,7 +351,7 @@ def _run_logged(argv: list[str], env: dict[str, str], log: Path, version: str, p
     """Run cargo with its output in `log`, printing a progress line every PROGRESS_EVERY_S seconds."""
     t0 = time.monotonic()
     state = {"compiled": 0, "last": ""}
-    with log.open("w") as out, _signals_raise():
+    with log.open("w") as out, signals.raising(_build_interrupted):
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True)
         done = threading.Event()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from invoke import task
 from invoke.exceptions import Exit
 
+from shipgate.evidence.phase_ids import comma_list
+from shipgate.run.console import Console
+from shipgate.run.settings import SettingsError, flag_overrides, load_settings
+from shipgate.target.releases import ReleaseError, parse_spec, target_argument
 from shipgate.tasks.cli import GateTask
 
 COMMON_HELP = {
@@ -51,11 +57,12 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
          destroy=False, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
          runs_dir=None) -> None:
     """Settings are the defaults, then --config, then only the flags given (None / False: not given)."""
-    from shipgate.run.campaign import CampaignError, CampaignOptions, run_campaign
-    from shipgate.run.settings import SettingsError, flag_overrides, load_settings
+    # why: the engine, the phases and the providers load only when a campaign runs (fast `invoke --list`)
+    from shipgate.tasks import wiring
 
-    if infra not in ("auto", "lab", "digitalocean"):
-        raise Exit(f"--infra must be auto, lab or digitalocean (got {infra!r})", code=2)
+    *kinds, last = wiring.PROVIDERS
+    if infra != "auto" and infra not in wiring.PROVIDERS:
+        raise Exit(f"--infra must be auto, {', '.join(kinds)} or {last} (got {infra!r})", code=2)
     if defects and infra == "digitalocean":
         raise Exit("--defects seeds the bundled reference peer and only works on the lab", code=2)
     if infra == "lab" and (stack or ssh_key or destroy):
@@ -63,9 +70,6 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
         raise Exit(f"{given}: DigitalOcean option(s), but --infra lab runs on the lab", code=2)
     release = None
     if target is not None:
-        from shipgate.run.campaign import Console
-        from shipgate.target.releases import ReleaseError, parse_spec, target_argument
-
         try:
             path, rec = target_argument(target, progress=Console())
         except ReleaseError as exc:
@@ -81,7 +85,7 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
         settings = load_settings(Path(config) if config else None, overrides)
     except SettingsError as exc:
         raise Exit(str(exc), code=2) from None
-    opts = CampaignOptions(settings=settings, provider=infra, lab_name=lab_name,
+    opts = wiring.CampaignOptions(settings=settings, provider=infra, lab_name=lab_name,
                            target=Path(target).absolute() if target else None,
                            defects=[d.strip() for d in (defects or "").split(",") if d.strip()], keep=keep,
                            campaign_id=campaign_id, git_ref=git_ref, stack=stack, release=release,
@@ -89,8 +93,8 @@ def _run(phases: str | None, fixed_phases: list[int] | None = None, *, config=No
     if runs_dir:
         opts.runs_dir = Path(runs_dir).resolve()
     try:
-        summary = run_campaign(opts)
-    except CampaignError as exc:
+        summary = wiring.run_campaign(opts)
+    except wiring.CampaignError as exc:
         raise Exit(str(exc), code=2) from None
     raise Exit(code=summary.exit_code)
 
@@ -99,7 +103,7 @@ LONG_ONLY = ("stack", "ssh_key", "destroy")
 
 
 @task(klass=GateTask, repeatable=["phases", "fault"], long_only=LONG_ONLY,
-      help={"phases": "phases to run, comma list or repeated (default 1,2,3,4, or the config file's)",
+      help={"phases": f"phases to run, comma list or repeated (default {comma_list()}, or the config file's)",
             **COMMON_HELP})
 def gate(c, phases=None, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg",
          campaign_id=None, git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None,
@@ -171,8 +175,7 @@ def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir
     seen as `error` is a problem (the gate failed, not the product). Writes runs/selftest-<ts>/selftest.json
     and selftest.md. Exit 0 when every requirement is met, 1 when one is not, 2 when it could not finish.
     """
-    import sys
-
+    # why: the self-test and the engine it drives load only when it runs (fast `invoke --list`)
     from shipgate.proof.selftest import (
         SelftestError,
         SelftestOptions,
@@ -180,8 +183,7 @@ def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir
         print_result,
         run_selftest,
     )
-    from shipgate.run.campaign import Console
-    from shipgate.run.settings import SettingsError
+    from shipgate.tasks import wiring
 
     if shape not in ("reduced", "full"):
         raise Exit(f"--shape must be reduced or full (got {shape!r})", code=2)
@@ -195,7 +197,7 @@ def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir
             opts.runs_dir = Path(runs_dir).resolve()
         console = Console()
         progress = (lambda msg: console(msg) if not msg.startswith("  ") else None) if quiet else console
-        report = run_selftest(opts, progress=progress)
+        report = run_selftest(opts, progress=progress, run_campaign=wiring.run_campaign)
     except (SelftestError, SettingsError) as exc:
         raise Exit(str(exc), code=2) from None
     print_result(report, opts.runs_dir / report.selftest_id, sys.stdout)
@@ -210,9 +212,6 @@ def selftest(c, shape="reduced", defects=None, repeat=1, lab_name="st", runs_dir
 })
 def bench(c, quick=False, only=None, list_=False, out=None):
     """Run the benchmarks under bench/ and write the figures to bench/results/<date>.json and .md."""
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parents[2]
     argv = [sys.executable, str(root / "bench" / "run_all.py")]
     argv += ["--quick"] if quick else []

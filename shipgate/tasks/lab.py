@@ -6,8 +6,17 @@ its job (not root, a tool missing, a build that failed, a teardown that left som
 
 from __future__ import annotations
 
+import time
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
+
+from shipgate.providers.lab import LabError, LabNameError
+from shipgate.providers.lab import down as lab_down
+from shipgate.providers.lab import status as lab_status
+from shipgate.providers.lab import up as lab_up
+from shipgate.run.console import Console
+from shipgate.target.releases import ReleaseError, target_argument
 
 NAME_HELP = "name of the lab (prefix of its namespaces and links; 1-8 lowercase letters/digits), default sg"
 
@@ -24,13 +33,6 @@ def _defects(value: str | None) -> list[str]:
 })
 def up(c, name="sg", target=None, defects=None):
     """Build the lab: node-a/b/c, chaos and pg as network namespaces with their own sshd (harmless if up)."""
-    import time
-
-    from shipgate.providers.lab import LabError, LabNameError
-    from shipgate.providers.lab import up as lab_up
-    from shipgate.run.campaign import Console
-    from shipgate.target.releases import ReleaseError, target_argument
-
     started = time.monotonic()
     try:
         path = target_argument(target, progress=Console())[0] if target else None
@@ -52,9 +54,6 @@ def up(c, name="sg", target=None, defects=None):
 @task(help={"name": NAME_HELP})
 def down(c, name="sg"):
     """Remove every namespace, link, rule, process and file of the lab (works without a state file)."""
-    from shipgate.providers.lab import LabError, LabNameError
-    from shipgate.providers.lab import down as lab_down
-
     try:
         report = lab_down(name)
     except (LabError, LabNameError) as exc:
@@ -70,9 +69,6 @@ def down(c, name="sg"):
 @task(help={"name": NAME_HELP})
 def status(c, name="sg"):
     """Show which lab hosts are up and healthy (SSH, hostname, sshd, serve health, Postgres)."""
-    from shipgate.providers.lab import LabError, LabNameError
-    from shipgate.providers.lab import status as lab_status
-
     try:
         st = lab_status(name)
     except (LabError, LabNameError) as exc:

@@ -10,11 +10,8 @@ import time
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-
-def _console():
-    from shipgate.run.campaign import Console
-
-    return Console()
+from shipgate.run.console import Console
+from shipgate.target import releases
 
 
 @task(help={
@@ -30,10 +27,8 @@ def install(c, version, features=None, force=False):
     every 30 s and keeping the build log beside the binary. The cache is /var/cache/shipgate for root,
     ~/.cache/shipgate otherwise, or $SHIPGATE_RELEASE_CACHE. `--target ai-memory@VERSION` then names it.
     """
-    from shipgate.target import releases
-
     feats = tuple(f for f in (features or ",".join(releases.DEFAULT_FEATURES)).split(",") if f)
-    console = _console()
+    console = Console()
     started = time.monotonic()
     try:
         before = None if force else releases.installed(version, feats)
@@ -52,8 +47,6 @@ def install(c, version, features=None, force=False):
 @task(name="list", help={"published": "also list every version crates.io has (reads the crates.io index)"})
 def list_releases(c, published=False):
     """List the releases in the cache (and, with --published, on crates.io)."""
-    from shipgate.target import releases
-
     root = releases.cache_root()
     cached = releases.cached_versions(root)
     print(f"release cache: {root}")

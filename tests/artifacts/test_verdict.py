@@ -4,7 +4,8 @@ import pytest
 
 from artifacts.conftest import phase_reports
 from shipgate.evidence.models import Check, Phase2Report
-from shipgate.evidence.verdict import ArtifactError, campaign_verdict, parse_phases, verdict_for_run
+from shipgate.evidence.validate import verdict_for_run
+from shipgate.evidence.verdict import ArtifactError, campaign_verdict, parse_phases
 
 
 def test_every_requested_phase_passing_is_a_pass():

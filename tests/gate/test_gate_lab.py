@@ -15,8 +15,8 @@ import pytest
 
 from shipgate.evidence.models import CampaignSummary, Phase1NodeReport, Phase2Report, Phase3Report
 from shipgate.evidence.validate import validate_run
-from shipgate.run.campaign import CampaignOptions, run_campaign
 from shipgate.run.settings import load_settings
+from shipgate.tasks.wiring import CampaignOptions, run_campaign
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -67,7 +67,7 @@ class _Captured(Exception):
 
 def _settings_of(monkeypatch: pytest.MonkeyPatch, *argv: str):
     """Parse a command line as `invoke` does and return the settings the campaign would get (nothing runs)."""
-    import shipgate.run.campaign
+    import shipgate.tasks.wiring
 
     seen = {}
 
@@ -75,7 +75,7 @@ def _settings_of(monkeypatch: pytest.MonkeyPatch, *argv: str):
         seen["opts"] = opts
         raise _Captured
 
-    monkeypatch.setattr(shipgate.run.campaign, "run_campaign", capture)
+    monkeypatch.setattr(shipgate.tasks.wiring, "run_campaign", capture)
     spec = importlib.util.spec_from_file_location("shipgate_tasks_root", ROOT / "tasks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -17,8 +17,8 @@ from shipgate.evidence.report import step_summary
 from shipgate.evidence.report.load import load_run
 from shipgate.evidence.report.summaries import summaries
 from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
-from shipgate.run.campaign import CampaignOptions, run_campaign
 from shipgate.run.settings import load_settings
+from shipgate.tasks.wiring import CampaignOptions, run_campaign
 
 
 def _closed_port() -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 import fake_pulumi
 import pytest
 
-from shipgate.run.campaign import CampaignError, CampaignOptions, prepare
 from shipgate.run.settings import load_settings
+from shipgate.tasks.wiring import CampaignError, CampaignOptions, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGf0sA2qFwjq4b9A0s7oC9k3mQq7nqv3uHk8fHc2yZbM"

@@ -36,7 +36,7 @@ from shipgate.evidence.models import (
     Timing,
     VerdictScope,
 )
-from shipgate.evidence.verdict import verdict_for_run
+from shipgate.evidence.validate import verdict_for_run
 from shipgate.hosts.inventory import Host, Inventory, PostgresEndpoint, SshSettings, Target
 from shipgate.run.settings import load_settings
 

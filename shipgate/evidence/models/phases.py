@@ -23,8 +23,7 @@ from shipgate.evidence.models.common import (
     phase_status,
     redact_url,
 )
-
-PHASE_NAMES: dict[int, str] = {1: "functional", 2: "federation", 3: "migration", 4: "chaos"}
+from shipgate.evidence.phase_ids import PHASE_NAMES as PHASE_NAMES  # re-exported
 
 
 class PhaseReportBase(ArtifactModel):

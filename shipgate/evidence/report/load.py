@@ -25,6 +25,7 @@ from shipgate.evidence.models import (
     PhaseResult,
     artifact_for,
 )
+from shipgate.evidence.problems import describe
 from shipgate.evidence.validate import decode_text
 from shipgate.evidence.verdict import ALL_PHASES, ArtifactError, campaign_verdict, expected_artifacts
 
@@ -87,12 +88,7 @@ class RunData:
 
 
 def _pydantic_problem(exc: ValidationError, limit: int = 3) -> str:
-    parts = []
-    for e in exc.errors()[:limit]:
-        loc = "/" + "/".join(str(p) for p in e["loc"]) if e["loc"] else "/"
-        parts.append(f"{loc}: {e['msg']}")
-    more = exc.error_count() - limit
-    return "invalid artifact: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+    return "invalid artifact: " + describe(exc, limit=limit)
 
 
 def _clip(text: str) -> str:

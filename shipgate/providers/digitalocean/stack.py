@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from shipgate.evidence.problems import describe, dotted
 from shipgate.hosts.inventory import (
     CAMPAIGN_ID_RE,
     HOST_NAMES,
@@ -157,14 +158,6 @@ class StackOutputs(BaseModel):
     dead_man_hours: float
 
 
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {where}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_stack_outputs(outputs: Mapping[str, Any]) -> StackOutputs:
     """Validate raw stack outputs; a missing or malformed key is named in the error."""
     if not isinstance(outputs, Mapping):
@@ -176,7 +169,8 @@ def parse_stack_outputs(outputs: Mapping[str, Any]) -> StackOutputs:
     try:
         parsed = StackOutputs.model_validate(dict(outputs))
     except ValidationError as err:
-        raise StackOutputsError("stack outputs are incomplete or malformed:\n" + _describe(err)) from None
+        raise StackOutputsError("stack outputs are incomplete or malformed:\n"
+                                + describe(err, dotted, sep="\n", prefix="  ")) from None
     missing = [h for h in HOST_NAMES if h not in parsed.hosts]
     if missing:
         raise StackOutputsError(f"stack output 'hosts' lacks: {', '.join(missing)}")
@@ -224,7 +218,8 @@ def inventory_from_stack_outputs(
             vpc_cidr=out.vpc_cidr,
         )
     except ValidationError as err:
-        raise StackOutputsError("stack outputs do not make a valid inventory:\n" + _describe(err)) from None
+        raise StackOutputsError("stack outputs do not make a valid inventory:\n"
+                                + describe(err, dotted, sep="\n", prefix="  ")) from None
 
 
 def known_hosts_text(outputs: Mapping[str, Any]) -> str:

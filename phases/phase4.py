@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phases.base import PhaseContext, Stopwatch, write_history
-from shipgate import checker
+from shipgate import checker, nemesis
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import Check, FaultResult, Phase4Report
 from shipgate.hosts.ssh import CommandResult, HostError
@@ -145,8 +145,6 @@ def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
 
 
 def _skew_env(offset: str) -> dict[str, str]:
-    from shipgate import nemesis
-
     return dict(nemesis.skew_env(offset))
 
 
@@ -263,8 +261,6 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
 def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
     """Fresh databases, every node started and healthy. A partition left by a harness that died is lifted
     first (stop_serve already continues a stopped node before stopping it)."""
-    from shipgate import nemesis
-
     healed = nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
     if not healed.took_effect:
         raise ClassAborted(f"{cluster.leader.name}: stale partition rules cannot be removed: {healed.error}")
@@ -282,8 +278,6 @@ def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
 def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
     """Lift any partition and stop every node by its PID file (a paused one is continued first by
     stop_serve); never raises, so it can run on every exit path (an exception, SIGTERM turned into one)."""
-    from shipgate import nemesis
-
     with contextlib.suppress(Exception):
         nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
     for node in cluster.nodes:
@@ -449,8 +443,6 @@ def _nemesis_call(outcome: FaultOutcome, what: str, fn: Callable[[], Any]) -> An
 
 def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) -> FaultOutcome:
     """Apply the cycle's fault (and heal it after the window for partition and pause)."""
-    from shipgate import nemesis
-
     acc, inv = ctx.access, ctx.inventory
     window = s.fault_window_ms / 1000
     if fault == "kill_primary_mid_write":
@@ -536,8 +528,6 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
 def _partition_loopback(access: Any, cluster: Cluster) -> Any:
     """Upstream's local partition: DROP the leader's outgoing connections to the peers' loopback ports on
     the chaos host. Tagged like the nemesis' own rules, so `nemesis.heal` lifts them and reads the counters."""
-    from shipgate import nemesis
-
     rules = [f"OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport {n.spec.port} "
              f"-m comment --comment \"{nemesis.TAG} partition {n.name}\" -j DROP" for n in cluster.nodes[1:]]
     lines = [f"iptables -w 5 -I {r.replace('OUTPUT ', 'OUTPUT 1 ', 1)}" for r in rules]
@@ -554,8 +544,6 @@ def _partition_loopback(access: Any, cluster: Cluster) -> Any:
 
 def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutcome) -> None:
     """After the burst: restart a killed leader on the same DB, check a skewed node's clock; wait healthy."""
-    from shipgate import nemesis
-
     if fault == "kill_primary_mid_write":
         node = cluster.leader
         if not outcome.applied and service.serve_pid(ctx.access, node.host, port=node.spec.port,

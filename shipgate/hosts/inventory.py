@@ -7,10 +7,12 @@ written to disk.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -61,8 +63,6 @@ class PostgresEndpoint(BaseModel):
 
     def dsn(self) -> SecretStr:
         """The URL the target's `migrate` takes (postgres://user:pass@host:port/db)."""
-        from urllib.parse import quote
-
         pw = quote(self.password.get_secret_value(), safe="")
         suffix = "" if self.sslmode == "disable" else f"?sslmode={self.sslmode}"
         return SecretStr(f"postgres://{quote(self.user, safe='')}:{pw}@{self.host}:{self.port}/{self.database}{suffix}")
@@ -96,8 +96,6 @@ class Target(BaseModel):
 
 def file_sha256(path: Path) -> str:
     """Content hash of a target file: two paths, or one path rebuilt, are the same target only when equal."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -9,6 +9,7 @@ from invoke.exceptions import Exit
 @task(help={"out": "folder to write the schemas to (default: schemas/ of the project)"})
 def schemas(c, out=None):
     """Regenerate schemas/<artifact>.schema.json from the pydantic models (deterministic output)."""
+    # why: models load late (fast `invoke --list`)
     from shipgate.evidence.models.schemas import SCHEMA_DIR, write_schemas
 
     for path in write_schemas(Path(out) if out else SCHEMA_DIR):
@@ -24,7 +25,7 @@ def validate(c, run_dir):
     folder is complete and valid evidence, 2 when it is not (or does not exist). Validation never exits 1: it
     judges the evidence, not the product; the campaign's verdict is in its campaign-summary.json.
     """
-    from shipgate.evidence.validate import check_run
+    from shipgate.evidence.validate import check_run  # why: models load late (fast `invoke --list`)
 
     folder = Path(run_dir)
     if not folder.is_dir():
@@ -43,6 +44,7 @@ def validate(c, run_dir):
 })
 def import_upstream(c, src, out="runs"):
     """Import upstream ship-gate runs into our models and print the re-audit table (ours vs overall_pass)."""
+    # why: models load late (fast `invoke --list`)
     from shipgate.evidence.upstream import ImportProblem, audit_table
     from shipgate.evidence.upstream import import_upstream as run_import
 

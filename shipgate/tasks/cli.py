@@ -116,7 +116,7 @@ def _guarded(fn: Callable[[], None]) -> Callable[[], None]:
 
 def adopt_program() -> bool:
     """Wrap the running invoke program's task parsing and execution; True when it was found and wrapped."""
-    try:
+    try:  # why: an invoke without `invoke.main` (embedded use) runs its own parser; nothing to adopt
         from invoke.main import program
     except ImportError:
         return False

@@ -19,6 +19,7 @@ def report(c, campaign=None, runs_dir=None, step_summary=False):
     Exit 0 when every page was written, 2 when the runs folder or the campaign does not exist or a page
     could not be written. The campaign's own verdict does not change the exit code: `invoke gate` owns that.
     """
+    # why: the renderer loads only when asked (fast `invoke --list`)
     from shipgate.evidence.report import append_step_summary, render_campaign, render_index
     from shipgate.evidence.report.render import campaign_dirs
 

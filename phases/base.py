@@ -23,11 +23,17 @@ from shipgate.evidence.verdict import expected_artifacts
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.hosts.ssh import CommandResult
 from shipgate.run.context import Phase, PhaseContext, Progress
+from shipgate.run.settings import GateSettings
 
 __all__ = ["Checks", "Phase", "PhaseContext", "PhaseEntry", "Progress", "Stopwatch", "cli", "host_unreachable",
            "now", "parse_json_stdout", "write_history"]
 
 Runner = Callable[[PhaseContext], PhaseReportBase | list[PhaseReportBase]]
+Settle = Callable[[GateSettings], GateSettings]
+
+
+def _as_given(settings: GateSettings) -> GateSettings:
+    return settings
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class PhaseEntry:
     number: int
     runner: Runner
     per_node: bool = False
+    settler: Settle = _as_given
 
     @property
     def name(self) -> str:
@@ -47,6 +54,9 @@ class PhaseEntry:
 
     def artifacts(self) -> list[str]:
         return expected_artifacts(self.number)
+
+    def settle(self, settings: GateSettings) -> GateSettings:
+        return self.settler(settings)
 
     def artifact_of(self, report: PhaseReportBase) -> str:
         return report.artifact_name if self.per_node else f"phase{self.number}.json"

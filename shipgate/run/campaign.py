@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -55,12 +54,8 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
     unreadable stack, a phase nobody handed in) raise `CampaignError` before any run folder exists.
     """
     progress = progress or Console()
-    plan = prepare(opts, providers)
+    plan = prepare(opts, providers, phases)
     by_number = {p.number: p for p in phases}
-    unknown = [n for n in plan.settings.phases if n not in by_number]
-    if unknown:
-        raise CampaignError(f"phase(s) {', '.join(map(str, unknown))} requested, but the gate has no such phase "
-                            f"(it has {', '.join(str(p.number) for p in phases) or 'none'})")
     provider = providers[plan.provider](opts)
     settings = plan.settings
     opts = replace(opts, settings=settings)
@@ -126,17 +121,21 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
     return summary
 
 
-def prepare(opts: CampaignOptions, providers: Providers) -> Plan:
-    """Settle the campaign before anything is created: provider, target, hosts, run id and seed.
+def prepare(opts: CampaignOptions, providers: Providers, phases: Sequence[Phase]) -> Plan:
+    """Settle the campaign before anything is created: provider, target, hosts, run id and the phases' settings.
 
     Every startup error is a `CampaignError` naming its cause in one line; nothing is provisioned and no run
-    folder exists yet. The seed of phase 4 is drawn here when absent, so the plan line, the settings of the
-    summary and phase 4's own report all record the one seed used.
+    folder exists yet. Each requested phase settles its own settings here (phase 4 draws its seed when absent),
+    so the plan line, the settings of the summary and the phase's own report all record the one value used.
     """
     settings = opts.settings
-    if 4 in settings.phases and settings.phase4.seed is None:
-        settings = settings.model_copy(
-            update={"phase4": settings.phase4.model_copy(update={"seed": secrets.randbits(31)})})
+    by_number = {p.number: p for p in phases}
+    unknown = [n for n in settings.phases if n not in by_number]
+    if unknown:
+        raise CampaignError(f"phase(s) {', '.join(map(str, unknown))} requested, but the gate has no such phase "
+                            f"(it has {', '.join(str(p.number) for p in phases) or 'none'})")
+    for n in settings.phases:
+        settings = by_number[n].settle(settings)
     if opts.campaign_id is not None and not CAMPAIGN_ID_RE.match(opts.campaign_id):
         raise CampaignError(f"--campaign-id {opts.campaign_id!r}: use 1-63 lowercase letters, digits, '.', '_' "
                             "or '-', starting with a letter or digit")

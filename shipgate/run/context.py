@@ -64,6 +64,10 @@ class Phase(Protocol):
         """The files the phase must leave in the run folder."""
         ...
 
+    def settle(self, settings: GateSettings) -> GateSettings:
+        """The settings with what the phase draws before the campaign starts (e.g. a seed) filled in."""
+        ...
+
     def artifact_of(self, report: PhaseReportBase) -> str:
         """The file one of its reports is written to."""
         ...

@@ -22,4 +22,4 @@ def run_campaign(opts: CampaignOptions, progress: Callable[[str], None] | None =
 
 
 def prepare(opts: CampaignOptions) -> Plan:
-    return campaign.prepare(opts, PROVIDERS)
+    return campaign.prepare(opts, PROVIDERS, PHASES)

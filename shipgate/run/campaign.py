@@ -3,6 +3,9 @@
 The flow never says green without evidence: a phase that cannot run writes an `error` report, an
 interrupted campaign writes an `error` summary, validation runs before teardown, and teardown runs on
 every exit path (normal end, failure, exception, Ctrl-C, SIGTERM).
+
+The engine is handed its phases (`Phase`, shipgate.run.context) and its provider kinds (`Provider`,
+shipgate.providers.base) by shipgate.tasks.wiring: it imports no phase and no concrete provider.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import PHASE_MODELS, Check, OperationEvent, PhaseReportBase, Timing
 from shipgate.evidence.phase_ids import PHASE_NAMES
+from shipgate.evidence.problems import describe
 from shipgate.evidence.verdict import expected_artifacts
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.hosts.ssh import CommandResult
@@ -96,9 +99,12 @@ class Checks:
         """Validate program output against its model; an unparsable shape is an error check, not a crash."""
         try:
             return model.model_validate(obj)
+        except ValidationError as exc:
+            why = describe(exc)
         except Exception as exc:
-            self.error(f"{id}.shape", model.__name__, f"output does not match {model.__name__}: {str(exc)[:300]}")
-            return None
+            why = str(exc)
+        self.error(f"{id}.shape", model.__name__, f"output does not match {model.__name__}: {why[:300]}")
+        return None
 
     def __len__(self) -> int:
         return len(self.items)

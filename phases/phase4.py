@@ -399,8 +399,11 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
         e.update(cycle=n, fault=fault)
     _recover(ctx, cluster, fault, outcome)
     _landed_mid_burst(outcome, events)
-    acked = {e["id"] for e in events if e.get("type") == "ok" and e.get("id")}
-    reads, ttc = _poll_convergence(ctx, cluster, namespace, acked, s.convergence_deadline_s, burst_end)
+    acked = checker.tally(events).get("write").acked
+    conv = checker.poll(lambda: _read(ctx, cluster, namespace), cluster.names, checker.holds_ids(acked),
+                        deadline_s=s.convergence_deadline_s, start=burst_end, interval_s=POLL_INTERVAL_S,
+                        agree=True)
+    reads, ttc = conv.reads, conv.seconds
     nemesis_events = [{**e, "cycle": n, "fault": fault} for e in outcome.events]
     fault_problem = outcome.problem
     if problem:
@@ -630,32 +633,3 @@ def _read(ctx: PhaseContext, cluster: Cluster, namespace: str) -> dict[str, Any]
         pass
     why = res.error or f"read agent printed no JSON (exit {res.exit_code}): {res.stderr.strip()[-200:]}"
     return {n.name: {"ok": False, "error": why} for n in cluster.nodes}
-
-
-def _poll_convergence(ctx: PhaseContext, cluster: Cluster, namespace: str, acked: set[str], deadline_s: float,
-                      start: float) -> tuple[dict[str, Any], float | None]:
-    """Read every node until each holds every acknowledged id and all hold the same rows, or the deadline.
-
-    Returns the last reads and the seconds from `start` (the burst's end) to convergence (None: never)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        reads = _read(ctx, cluster, namespace)
-        if _converged(reads, cluster.names, acked):
-            return reads, round(time.monotonic() - start, 3)
-        if time.monotonic() >= deadline:
-            return reads, None
-        time.sleep(POLL_INTERVAL_S)  # poll interval of a deadline-bounded poll
-
-
-def _converged(reads: dict[str, Any], names: list[str], acked: set[str]) -> bool:
-    sets = []
-    for name in names:
-        node = reads.get(name) or {}
-        if not node.get("ok"):
-            return False
-        rows = node.get("rows") or []
-        ids = {r.get("id") for r in rows}
-        if not acked <= ids:
-            return False
-        sets.append(frozenset(r.get("title") for r in rows))
-    return len(set(sets)) == 1

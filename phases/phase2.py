@@ -83,7 +83,7 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     if burst.error:
         raise ServiceError("chaos", f"burst agent: {burst.error}")
     history_file = ctx.history_dir / "phase2-burst.jsonl"
-    events = [json.loads(line) for line in burst.stdout.splitlines() if line.strip()]
+    events = [{**json.loads(line), "clock": "chaos"} for line in burst.stdout.splitlines() if line.strip()]
     write_history(history_file, events)
     facts["history"] = [str(history_file.relative_to(ctx.run_dir))]
     writes = checker.tally(events).get("write")

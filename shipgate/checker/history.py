@@ -9,14 +9,16 @@ operation's kind is its `op` field (`write` for a create; issue 17 adds e.g. `up
 handle to verify it by, so it is no evidence of durability (never counted as acknowledged, never required
 on every node) and no definite failure (its row landing is never blamed); a phase that expects every write
 acknowledged still fails on it, because it is not an acknowledgement.** `outcome()` is that rule and the
-only place outcomes are decided: an `ok` that creates (op `write`, or status 201) needs an id; other kinds
-are taken as the client typed them.
+only place outcomes are decided: an `ok` of a kind in `CREATES` (the memory create, `write`; add a kind
+only if its answer must carry the new row's id) needs an id; other kinds are taken as the client typed
+them (a link or a bulk import may answer 201 with no id of its own).
 
 API (pure functions and dataclasses; nothing here talks to a host):
 
 * `tally(events) -> Tally`: pairs invokes and completions per `process` (one outstanding operation per
   process, as Jepsen; the kind is the invoke's `op`; an invoke never completed is indeterminate and
-  listed in `incomplete`) and groups the operations by kind. `Tally[kind]` (or `Tally.get(kind)`, an empty `KindTally` when absent) gives:
+  listed in `incomplete`) and groups the operations by kind. `Tally[kind]` (or `Tally.get(kind)`, an
+  empty `KindTally` when absent) gives:
   `ops` (`Op`: kind, process, invoke, completion, outcome, reason; `.title`, `.id`, `.status`, `.node`,
   `.latency_ms`), `ok`/`fail`/`quorum_not_met`/`indeterminate`/`completed`/`incomplete` (counts over
   completed operations; `indeterminate` excludes 503s, which are `quorum_not_met`), `acked`
@@ -47,7 +49,7 @@ from typing import Any, Literal
 
 Outcome = Literal["ok", "fail", "info"]
 COMPLETIONS = ("ok", "fail", "info")
-CREATES = frozenset({"write"})
+CREATES = frozenset({"write"})  # kinds whose acknowledgement is the new row's id
 
 
 def outcome(completion: Mapping[str, Any], kind: str | None = None) -> tuple[Outcome, str | None]:
@@ -57,7 +59,7 @@ def outcome(completion: Mapping[str, Any], kind: str | None = None) -> tuple[Out
     if typed == "fail":
         return "fail", None
     if typed == "ok":
-        if (kind in CREATES or completion.get("status") == 201) and not completion.get("id"):
+        if kind in CREATES and not completion.get("id"):
             return "info", "201 without an id: the server gave no handle to verify the write by"
         return "ok", None
     if typed == "info":

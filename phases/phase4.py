@@ -32,6 +32,11 @@ and a peer without catch-up (`no_catchup`) cannot be visible in this class. It i
 node-0 federated (so nodes 1 and 2 have no catch-up), the partition a loopback DROP on the peers' ports.
 
 A class that exceeds its time budget is `timed_out` and an error: it never passes vacuously.
+
+Two clocks stamp the history: the client's writes the chaos host's, the nemesis' actions the operator's
+(each event says which in `clock`). Before either is compared with or sorted against the other, the phase
+records the chaos host's offset (`clock_offset`): measured over SSH on droplets, 0 by construction on the
+lab, whose hosts share one kernel clock.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ A history is a list of events shaped like `OperationEvent` (Jepsen style): each 
 followed by one completion, `ok`, `fail` (definitely did not happen) or `info` (indeterminate). The
 operation's kind is its `op` field (`write` for a create; issue 17 adds e.g. `update`, `delete`,
 `promote`, `link`, `bulk`), and the row an operation is about is named by `title` and, once known, `id`.
+Events also say which clock stamped them (`clock`); the judge orders nothing by time, so it ignores it.
 
 **A 201 without an id is indeterminate (`info`), in every phase: the server claims a commit but gives no
 handle to verify it by, so it is no evidence of durability (never counted as acknowledged, never required

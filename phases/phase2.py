@@ -15,12 +15,14 @@ import time
 from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
+from shipgate import checker
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.target import service
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 LETTER = {"node-a": "a", "node-b": "b", "node-c": "c"}
+POLL_INTERVAL_S = 0.25
 
 
 def _spec(ctx: PhaseContext, host: str, catchup: float | None) -> ServeSpec:
@@ -81,56 +83,60 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     if burst.error:
         raise ServiceError("chaos", f"burst agent: {burst.error}")
     history_file = ctx.history_dir / "phase2-burst.jsonl"
-    events = [json.loads(line) for line in burst.stdout.splitlines() if line.strip()]
+    events = [{**json.loads(line), "clock": "chaos"} for line in burst.stdout.splitlines() if line.strip()]
     write_history(history_file, events)
     facts["history"] = [str(history_file.relative_to(ctx.run_dir))]
-    done = [e for e in events if e.get("type") != "invoke"]
-    ok = [e for e in done if e.get("type") == "ok"]
-    facts["total_writes"] = len(done)
-    facts["ok"] = len(ok)
-    facts["quorum_not_met"] = sum(1 for e in done if e.get("status") == 503)
-    facts["indeterminate"] = sum(1 for e in done if e.get("status") is None and e.get("type") == "info")
-    facts["fail"] = len(done) - len(ok) - facts["quorum_not_met"] - facts["indeterminate"]
-    facts["latency_ms"] = Quantiles.of(e["latency_ms"] for e in ok if isinstance(e.get("latency_ms"), (int, float)))
+    writes = checker.tally(events).get("write")
+    facts["total_writes"] = writes.completed
+    facts["ok"] = writes.ok
+    facts["quorum_not_met"] = writes.quorum_not_met
+    facts["indeterminate"] = writes.indeterminate
+    facts["fail"] = writes.fail
+    facts["latency_ms"] = Quantiles.of(writes.latencies_ms)
     expected_total = len(s.agents) * s.writes_per_agent
-    checks.add("burst.all_writes_recorded", expected_total, len(done), len(done) == expected_total,
-               None if len(done) == expected_total else f"burst agent exit {burst.exit_code}: {burst.stderr[-300:]}")
-    checks.add("burst.acknowledged", expected_total, len(ok), len(ok) == expected_total,
-               _status_breakdown(done))
+    checks.add("burst.all_writes_recorded", expected_total, writes.completed, writes.completed == expected_total,
+               None if writes.completed == expected_total else
+               f"burst agent exit {burst.exit_code}: {burst.stderr[-300:]}")
+    checks.add("burst.acknowledged", expected_total, writes.ok, writes.ok == expected_total,
+               _status_breakdown(writes))
 
     # Convergence, polled until every acknowledged write is on every node (or the deadline).
-    ctx.progress(f"phase 2: {len(ok)} acknowledged; polling convergence (deadline {s.convergence_deadline_s:.0f}s)")
-    acked = {e["id"]: e["title"] for e in ok}
-    attempted = {e["title"] for e in events if e.get("type") == "invoke"}
-    conv = poll_convergence(ctx, s.namespace, acked, list(PEER_NAMES), s.convergence_deadline_s,
-                            start=burst_end, attempted=attempted)
-    facts["counts"] = {LETTER[h]: conv["counts"].get(h) for h in PEER_NAMES}
-    facts["time_to_converge_s"] = conv["time_to_converge_s"]
-    facts["missing_writes"] = conv["missing"]
+    ctx.progress(f"phase 2: {writes.ok} acknowledged; polling convergence (deadline {s.convergence_deadline_s:.0f}s)")
+    hosts = list(PEER_NAMES)
+    conv = checker.poll(lambda: _read(ctx, s.namespace, hosts), hosts, checker.holds_ids(writes.acked),
+                        deadline_s=s.convergence_deadline_s, start=burst_end, interval_s=POLL_INTERVAL_S)
+    rows = checker.judge_rows(writes, conv.reads, hosts)
+    readable = [h for h in hosts if h not in rows.read_errors]
+    facts["counts"] = {LETTER[h]: rows.counts.get(h) for h in PEER_NAMES}
+    facts["time_to_converge_s"] = conv.node_seconds
+    facts["missing_writes"] = {h: rows.lost_by_node.get(h, []) for h in readable}
+    unexpected = {h: rows.unexpected_by_node.get(h, []) for h in readable}
+    duplicates = {h: rows.duplicates_by_node.get(h, []) for h in readable}
+    anomalies = {h: rows.anomalies.get(h, []) for h in readable}
     details = facts.setdefault("details", {})
-    details.update(unexpected_writes=conv["unexpected"], duplicates=conv["duplicates"],
-                   list_anomalies=conv["anomalies"], read_errors=conv["errors"])
-    threshold = int(s.min_node_fraction * len(ok))
+    details.update(unexpected_writes=unexpected, duplicates=duplicates, list_anomalies=anomalies,
+                   read_errors=rows.read_errors)
+    ok = writes.ok
+    threshold = int(s.min_node_fraction * ok)
     for host in PEER_NAMES:
-        count = conv["counts"].get(host)
+        count = rows.counts.get(host)
         if count is None:
-            checks.error(f"convergence.{host}.count", f">= {threshold}", conv["errors"].get(host, "unreadable"))
+            checks.error(f"convergence.{host}.count", f">= {threshold}", rows.read_errors.get(host, "unreadable"))
             continue
-        missing = conv["missing"].get(host, [])
-        checks.add(f"convergence.{host}.count", f">= {threshold} (floor {s.min_node_fraction} x ok={len(ok)})",
-                   count, count >= threshold and len(ok) > 0,
+        missing = rows.lost_by_node.get(host, [])
+        checks.add(f"convergence.{host}.count", f">= {threshold} (floor {s.min_node_fraction} x ok={ok})",
+                   count, count >= threshold and ok > 0,
                    "no write was acknowledged" if not ok else
                    (f"{len(missing)} acknowledged writes missing, e.g. {', '.join(missing[:5])}" if missing else None))
         checks.add(f"convergence.{host}.all_acknowledged", 0, len(missing), not missing,
                    f"missing: {', '.join(missing[:10])}" if missing else None)
-        anomalies = conv["anomalies"].get(host, [])
-        checks.add(f"list.{host}.honours_limit", "pages honour limit/offset", anomalies or "ok", not anomalies,
-                   "; ".join(anomalies) if anomalies else None)
-    checks.add("convergence.no_duplicates", 0, sum(len(v) for v in conv["duplicates"].values()),
-               not any(conv["duplicates"].values()))
-    checks.add("convergence.no_unexpected", 0, sum(len(v) for v in conv["unexpected"].values()),
-               not any(conv["unexpected"].values()),
-               "rows in the namespace that no write produced" if any(conv["unexpected"].values()) else None)
+        found = anomalies.get(host, [])
+        checks.add(f"list.{host}.honours_limit", "pages honour limit/offset", found or "ok", not found,
+                   "; ".join(found) if found else None)
+    checks.add("convergence.no_duplicates", 0, len(rows.duplicates), not rows.duplicates,
+               "; ".join(rows.duplicates[:5]) or None)
+    checks.add("convergence.no_unexpected", 0, len(rows.unexpected), not rows.unexpected,
+               "; ".join(rows.unexpected[:5]) or None)
 
     if _serving(ctx, checks, "before_probes"):
         _probes(ctx, checks, facts)
@@ -199,78 +205,37 @@ def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     if p1.get("status") != 201:
         checks.skipped("catchup.after_restart", "probe rows on node-b and node-c", "probe 1 was not acknowledged")
         return
-    deadline = time.monotonic() + s.convergence_deadline_s
-    catch: dict[str, Any] = {}
-    t0 = time.monotonic()
-    missing_now: dict[str, list[str]] = {}
-    while True:
-        missing_now = {}
-        for ns, title in expected.items():
-            conv = _read(ctx, ns, ["node-b", "node-c"])
-            for host in ("node-b", "node-c"):
-                node = conv.get(host) or {}
-                titles = {r.get("title") for r in node.get("rows", [])} if node.get("ok") else set()
-                if title not in titles:
-                    missing_now.setdefault(host, []).append(title)
-        if not missing_now or time.monotonic() >= deadline:
-            break
-        time.sleep(0.25)  # poll interval
-    catch["seconds"] = round(time.monotonic() - t0, 3)
-    catch["missing"] = missing_now
+    repaired = ["node-b", "node-c"]
+    conv = checker.poll(lambda: _read_merged(ctx, list(expected), repaired), repaired,
+                        checker.holds_titles(expected.values()), deadline_s=s.convergence_deadline_s,
+                        start=time.monotonic(), interval_s=POLL_INTERVAL_S)
+    held = {h: {str(r.get("title")) for r in checker.rows_of(conv.reads.get(h)) or []} for h in repaired}
+    missing_now = {h: [t for t in expected.values() if t not in held[h]] for h in repaired
+                   if not set(expected.values()) <= held[h]}
+    catch: dict[str, Any] = {"seconds": conv.elapsed_s, "missing": missing_now}
     facts.setdefault("details", {})["catchup_after_restart"] = catch
     checks.add("catchup.after_restart", "node-b and node-c hold the probe rows", missing_now or "all present",
                not missing_now, f"after {catch['seconds']}s" if missing_now else None)
+
+
+def _read_merged(ctx: PhaseContext, namespaces: list[str], hosts: list[str]) -> dict[str, Any]:
+    """Every host's rows of several namespaces as one read per host (unreadable if any namespace is)."""
+    merged: dict[str, Any] = {h: {"ok": True, "rows": []} for h in hosts}
+    for ns in namespaces:
+        reads = _read(ctx, ns, hosts)
+        for h in hosts:
+            node = reads.get(h) or {}
+            if not node.get("ok"):
+                merged[h] = {"ok": False, "error": node.get("error") or "no answer"}
+            elif merged[h]["ok"]:
+                merged[h]["rows"] += node.get("rows") or []
+    return merged
 
 
 def _read(ctx: PhaseContext, namespace: str, hosts: list[str]) -> dict[str, Any]:
     nodes = ",".join(f"{h}={ctx.inventory.peer_url(h)}" for h in hosts)
     return service.agent_json(ctx.access, "chaos", ["read", "--nodes", nodes, "--namespace", namespace,
                                                     "--page", "1000"], timeout=60)
-
-
-def poll_convergence(ctx: PhaseContext, namespace: str, acked: dict[str, str], hosts: list[str],
-                     deadline_s: float, *, start: float, attempted: set[str]) -> dict[str, Any]:
-    """Read every node until each holds every acknowledged write (by id), or the deadline passes.
-
-    Returns counts, per-node missing titles, unexpected rows, duplicate titles, list anomalies and
-    time-to-converge per node (seconds after `start`, None when it never converged). A row no
-    attempted write produced is unexpected; a 503'd write that surfaces is not (503 keeps the row)."""
-    deadline = time.monotonic() + deadline_s
-    converged_at: dict[str, float | None] = dict.fromkeys(hosts)
-    last: dict[str, Any] = {}
-    while True:
-        last = _read(ctx, namespace, hosts)
-        for host in hosts:
-            node = last.get(host) or {}
-            if converged_at[host] is None and node.get("ok"):
-                ids = {r.get("id") for r in node["rows"]}
-                if all(i in ids for i in acked):
-                    converged_at[host] = round(time.monotonic() - start, 3)
-        if all(v is not None for v in converged_at.values()) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.25)  # poll interval
-    counts: dict[str, int | None] = {}
-    missing: dict[str, list[str]] = {}
-    unexpected: dict[str, list[str]] = {}
-    duplicates: dict[str, list[str]] = {}
-    anomalies: dict[str, list[str]] = {}
-    errors: dict[str, str] = {}
-    for host in hosts:
-        node = last.get(host) or {}
-        if not node.get("ok"):
-            counts[host] = None
-            errors[host] = str(node.get("error") or "no answer")
-            continue
-        rows = node["rows"]
-        counts[host] = len(rows)
-        ids = {r.get("id") for r in rows}
-        missing[host] = sorted(title for i, title in acked.items() if i not in ids)
-        titles = [r.get("title") for r in rows]
-        duplicates[host] = sorted({t for t in titles if titles.count(t) > 1})
-        unexpected[host] = sorted(str(t) for t in titles if t not in attempted)
-        anomalies[host] = node.get("anomalies", [])
-    return {"counts": counts, "missing": missing, "unexpected": unexpected, "duplicates": duplicates,
-            "anomalies": anomalies, "errors": errors, "time_to_converge_s": converged_at}
 
 
 def _probe_model(expected: int, raw: dict[str, Any]) -> ProbeResult:
@@ -283,14 +248,9 @@ def _probe_model(expected: int, raw: dict[str, Any]) -> ProbeResult:
                        error=raw.get("error"))
 
 
-def _status_breakdown(done: list[dict]) -> str | None:
-    by: dict[str, int] = {}
-    for e in done:
-        key = str(e.get("status") or e.get("error"))
-        if e.get("type") != "ok" and e.get("status") is not None and e.get("error"):
-            key += f" ({str(e['error'])[:80]})"  # a 201 that is not an acknowledgement says why
-        by[key] = by.get(key, 0) + 1
-    if set(by) <= {"201"}:
+def _status_breakdown(writes: checker.KindTally) -> str | None:
+    """The answers that were not acknowledgements, with why the judge did not count them (None: all were)."""
+    if not writes.responses:
         return None
+    by = {**({"201": writes.ok} if writes.ok else {}), **writes.responses}
     return "responses: " + ", ".join(f"{k} x{v}" for k, v in sorted(by.items()))
-

@@ -32,6 +32,11 @@ and a peer without catch-up (`no_catchup`) cannot be visible in this class. It i
 node-0 federated (so nodes 1 and 2 have no catch-up), the partition a loopback DROP on the peers' ports.
 
 A class that exceeds its time budget is `timed_out` and an error: it never passes vacuously.
+
+Two clocks stamp the history: the client's writes the chaos host's, the nemesis' actions the operator's
+(each event says which in `clock`). Before either is compared with or sorted against the other, the phase
+records the chaos host's offset (`clock_offset`): measured over SSH on droplets, 0 by construction on the
+lab, whose hosts share one kernel clock.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from typing import Any
 from phases.base import PhaseContext, Stopwatch, write_history
 from shipgate import checker, nemesis
 from shipgate.evidence.atomic import write_text
-from shipgate.evidence.models import Check, FaultResult, Phase4Report
+from shipgate.evidence.models import Check, ClockOffset, FaultResult, Phase4Report
+from shipgate.hosts import clock
 from shipgate.hosts.ssh import CommandResult, HostError
 from shipgate.run.settings import Phase4Settings
 from shipgate.target import service
@@ -160,13 +166,18 @@ def run(ctx: PhaseContext) -> Phase4Report:
                                "quorum_timeout_ms": s.quorum_timeout_ms,
                                "class_budget_s": {f: _budget(s, f) for f in s.faults},
                                "replay": f"--seed {seed}", "classes": {}}
+    offset: clock.Offset | None = None
     try:
         service.install_agent(ctx.access, ["chaos"])
+        offset = clock.offset_for(ctx.access, ctx.inventory, "chaos")
     except ServiceError as exc:
         checks.append(Check.error("chaos.agent", "host agent installed on the chaos host", str(exc)))
-    else:
+    except (clock.ClockError, HostError) as exc:
+        checks.append(Check.error("chaos.clock_offset", "the chaos host's clock offset to the operator's",
+                                  f"{exc}: the client's and the nemesis' histories cannot be compared"))
+    if offset is not None:
         for fault in s.faults:
-            verdict, extra = run_class(ctx, fault, seed)
+            verdict, extra = run_class(ctx, fault, seed, offset)
             checks += verdict.checks
             faults[fault] = verdict.result
             history += verdict.result.history
@@ -175,6 +186,7 @@ def run(ctx: PhaseContext) -> Phase4Report:
         checks, timing=watch.timing(), settings={**s.model_dump(), "seed": seed}, target=ctx.target_ref(),
         cycles_per_fault=s.cycles, writes_per_cycle=s.writes,
         convergence_by_fault={f: r.convergence_bound for f, r in faults.items()}, faults=faults,
+        clock_offset=ClockOffset.model_validate(offset, from_attributes=True) if offset else None,
         history=history, details=details)
 
 
@@ -187,8 +199,10 @@ def _budget(s: Phase4Settings, fault: str | None = None) -> float:
     return 60.0 + per_cycle * s.cycles
 
 
-def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVerdict, dict[str, Any]]:
-    """All cycles of one fault class on one cluster; always returns a verdict (errors are checks)."""
+def run_class(ctx: PhaseContext, fault: str, seed: int,
+              offset: clock.Offset) -> tuple[checker.ClassVerdict, dict[str, Any]]:
+    """All cycles of one fault class on one cluster; always returns a verdict (errors are checks).
+    `offset` relates the chaos host's clock (the client's stamps) to the operator's (the nemesis')."""
     s = ctx.settings.phase4
     budget = _budget(s, fault)
     t0 = time.monotonic()
@@ -220,7 +234,7 @@ def run_class(ctx: PhaseContext, fault: str, seed: int) -> tuple[checker.ClassVe
             if time.monotonic() - t0 > budget:
                 timed_out = True
                 break
-            cyc, events = run_cycle(ctx, cluster, fault, n, seed, startup)
+            cyc, events = run_cycle(ctx, cluster, fault, n, seed, startup, offset)
             cycles.append(cyc)
             ops += events
             r = cyc.record
@@ -349,8 +363,8 @@ def fault_moment(seed: int, fault: str, cycle: int) -> float:
     return random.Random(f"{seed}:{fault}:{cycle}").uniform(*FAULT_FRACTION)
 
 
-def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int,
-              startup: float) -> tuple[checker.CycleCheck, list[dict[str, Any]]]:
+def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int, startup: float,
+              offset: clock.Offset) -> tuple[checker.CycleCheck, list[dict[str, Any]]]:
     s = ctx.settings.phase4
     namespace = f"chaos-{fault.replace('_', '-')}-c{n}"
     k = _writers(s.writes, s.concurrency)
@@ -369,10 +383,11 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
         box["res"] = service.agent(ctx.access, "chaos", args, timeout=burst_limit)
 
     # The writers start at an agreed wall-clock instant (after the agent's measured start-up, with margin),
-    # and the fault is scheduled from that same instant: it lands mid-burst even when SSH is slow.
+    # and the fault is scheduled from that same instant: it lands mid-burst even when SSH is slow. The
+    # instant is sent on the chaos host's clock.
     lead = max(0.25, 2 * startup + 0.1)
     start_at = time.time() + lead
-    args[-1] = f"{start_at:.6f}"
+    args[-1] = f"{start_at + offset.offset_s:.6f}"
     launched = time.monotonic()
     thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
     thread.start()
@@ -390,12 +405,15 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
             with contextlib.suppress(ValueError):
                 events.append(json.loads(line))
     for e in events:
-        e.update(cycle=n, fault=fault)
+        e.update(cycle=n, fault=fault, clock=offset.host)
     _recover(ctx, cluster, fault, outcome)
-    _landed_mid_burst(outcome, events)
-    acked = {e["id"] for e in events if e.get("type") == "ok" and e.get("id")}
-    reads, ttc = _poll_convergence(ctx, cluster, namespace, acked, s.convergence_deadline_s, burst_end)
-    nemesis_events = [{**e, "cycle": n, "fault": fault} for e in outcome.events]
+    _landed_mid_burst(outcome, [{**e, "time": _on_operator(e, offset)} for e in events])
+    acked = checker.tally(events).get("write").acked
+    conv = checker.poll(lambda: _read(ctx, cluster, namespace), cluster.names, checker.holds_ids(acked),
+                        deadline_s=s.convergence_deadline_s, start=burst_end, interval_s=POLL_INTERVAL_S,
+                        agree=True)
+    reads, ttc = conv.reads, conv.seconds
+    nemesis_events = [{**e, "cycle": n, "fault": fault, "clock": offset.reference} for e in outcome.events]
     fault_problem = outcome.problem
     if problem:
         fault_problem = f"{problem}; {fault_problem}" if fault_problem else problem
@@ -406,7 +424,12 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
         fault_started_at=outcome.started_at, fault_healed_at=outcome.healed_at,
         fault_evidence=[f"fault moment {frac:.3f} of the burst", *outcome.evidence],
         history=f"history/phase4-{fault}.jsonl")
-    return cyc, sorted(events + nemesis_events, key=lambda e: e.get("time", 0.0))
+    return cyc, sorted(events + nemesis_events, key=lambda e: _on_operator(e, offset))
+
+
+def _on_operator(event: dict[str, Any], offset: clock.Offset) -> float:
+    """An event's stamp on the operator's clock, so client and nemesis events compare and sort together."""
+    return clock.to_reference(float(event.get("time", 0.0)), event.get("clock"), offset)
 
 
 def _sleep_until(t: float) -> None:
@@ -618,32 +641,3 @@ def _read(ctx: PhaseContext, cluster: Cluster, namespace: str) -> dict[str, Any]
         pass
     why = res.error or f"read agent printed no JSON (exit {res.exit_code}): {res.stderr.strip()[-200:]}"
     return {n.name: {"ok": False, "error": why} for n in cluster.nodes}
-
-
-def _poll_convergence(ctx: PhaseContext, cluster: Cluster, namespace: str, acked: set[str], deadline_s: float,
-                      start: float) -> tuple[dict[str, Any], float | None]:
-    """Read every node until each holds every acknowledged id and all hold the same rows, or the deadline.
-
-    Returns the last reads and the seconds from `start` (the burst's end) to convergence (None: never)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        reads = _read(ctx, cluster, namespace)
-        if _converged(reads, cluster.names, acked):
-            return reads, round(time.monotonic() - start, 3)
-        if time.monotonic() >= deadline:
-            return reads, None
-        time.sleep(POLL_INTERVAL_S)  # poll interval of a deadline-bounded poll
-
-
-def _converged(reads: dict[str, Any], names: list[str], acked: set[str]) -> bool:
-    sets = []
-    for name in names:
-        node = reads.get(name) or {}
-        if not node.get("ok"):
-            return False
-        rows = node.get("rows") or []
-        ids = {r.get("id") for r in rows}
-        if not acked <= ids:
-            return False
-        sets.append(frozenset(r.get("title") for r in rows))
-    return len(set(sets)) == 1

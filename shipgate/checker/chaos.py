@@ -1,10 +1,15 @@
 """The chaos checker: judges a cycle's operation history against what the nodes hold afterwards.
 
+The rules on rows (lost, unexpected, duplicate, diverged) and the meaning of each completion are
+`shipgate.checker.history`'s, shared with phase 2; this module adds what a chaos cycle needs on top (the
+fault's evidence, a complete history, readable nodes, something acknowledged), one function per rule,
+composed by `check_cycle`.
+
 Kept apart from the fault injection (`shipgate.nemesis.primitives`) and the client (the host agent's `burst`), as
 in Jepsen: the checker only sees a history of operations (invoke, then ok / fail / info) and the final
 reads of every node, and decides. Its rules:
 
-* An **acknowledged** write (`ok`, a 201 with an id) must be on every node after convergence, under the
+* An **acknowledged** write (`ok`, a 201 with an id; a 201 without one is indeterminate) must be on every node after convergence, under the
   id the server returned. Missing anywhere: **lost**.
 * A write that definitely failed (`fail`: a 4xx, or a refused connection) must be nowhere, and no row may
   appear that no write produced: **unexpected**.
@@ -21,11 +26,11 @@ Per fault class it also reproduces the upstream metric
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipgate.checker.history import KindTally, RowJudgement, judge_rows, rows_of, tally
 from shipgate.evidence.models import Check, CheckStatus, CycleRecord, FaultResult, Quantiles
 from shipgate.evidence.models.common import phase_status
 
@@ -49,15 +54,47 @@ class CycleCheck:
         return self.record.status or "error"
 
 
-def _completions(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [e for e in events if e.get("op", "write") == "write" and e.get("type") in ("ok", "fail", "info")]
-
-
 def count_string(read: Mapping[str, Any] | None) -> str:
     """Upstream's count field: the row count as a string, or 'ERR' when the node could not be read."""
-    if not read or not read.get("ok"):
-        return "ERR"
-    return str(len(read.get("rows") or []))
+    rows = rows_of(read)
+    return "ERR" if rows is None else str(len(rows))
+
+
+# --- the cycle's rules: each returns the problems it finds (an empty list: the rule holds) ---------------
+
+
+def history_complete(writes: KindTally, requested: int) -> list[str]:
+    """Every requested write has a completion: a short history proves less than it claims."""
+    if writes.completed != requested:
+        return [f"history has {writes.completed} completed writes, {requested} were requested"]
+    return []
+
+
+def fault_took_effect(applied: bool | None, problem: str | None) -> list[str]:
+    """A fault that did not land (or whose landing was not shown) proves nothing."""
+    return [] if applied is True else [problem or "no evidence that the fault took effect"]
+
+
+def nodes_readable(rows: RowJudgement) -> list[str]:
+    if not rows.read_errors:
+        return []
+    return ["unreadable: " + "; ".join(f"{n}: {why}" for n, why in rows.read_errors.items())]
+
+
+def something_acknowledged(writes: KindTally) -> list[str]:
+    return [] if writes.ok else ["no write was acknowledged: the cycle proves nothing"]
+
+
+def anomalies_found(rows: RowJudgement) -> bool:
+    """Lost, unexpected, duplicate or diverged rows: the product's fault, whatever else went wrong."""
+    return bool(rows.lost or rows.unexpected or rows.duplicates or rows.diverged)
+
+
+def cycle_status(rows: RowJudgement, problems: Sequence[str]) -> CheckStatus:
+    """An anomaly fails the cycle; otherwise any problem makes it an error (no evidence, no green)."""
+    if anomalies_found(rows):
+        return "fail"
+    return "error" if problems else "pass"
 
 
 def check_cycle(
@@ -78,117 +115,30 @@ def check_cycle(
     fault_evidence: Sequence[str] = (),
     history: str | None = None,
 ) -> CycleCheck:
-    """Judge one cycle.
+    """Judge one cycle: the rules above over the history's writes and the nodes' rows, composed.
 
     `events`: the cycle's operation history (dicts shaped like OperationEvent). `reads`: node -> the host
     agent's read result (`{"ok", "rows": [{id, title, ...}], "anomalies", "error"}`) taken after the
     convergence poll. `nodes` is the upstream order node0, node1, node2 (the leader first).
     `fault_applied` False or None makes the cycle an `error` whatever the data says: a fault that did
     not land proves nothing."""
-    done = _completions(events)
-    attempted = {str(e.get("title")) for e in events if e.get("op", "write") == "write" and e.get("title")}
-    acked: dict[str, str] = {}  # id -> title
-    acked_titles: dict[str, str] = {}  # title -> id
-    failed_titles: set[str] = set()
-    indeterminate_titles: set[str] = set()
-    ok = qnm = fail = indeterminate = 0
-    latencies: list[float] = []
-    problems: list[str] = []
-    for e in done:
-        title = str(e.get("title"))
-        if e["type"] == "ok":
-            ok += 1
-            if e.get("id"):
-                acked[str(e["id"])] = title
-                acked_titles[title] = str(e["id"])
-            if isinstance(e.get("latency_ms"), (int, float)):
-                latencies.append(float(e["latency_ms"]))
-        elif e["type"] == "fail":
-            fail += 1
-            failed_titles.add(title)
-        elif e.get("status") == 503:
-            qnm += 1
-            indeterminate_titles.add(title)
-        else:
-            indeterminate += 1
-            indeterminate_titles.add(title)
-    if len(done) != writes:
-        problems.append(f"history has {len(done)} completed writes, {writes} were requested")
-
-    counts: dict[str, int | None] = {}
-    read_errors: dict[str, str] = {}
-    anomalies: dict[str, list[str]] = {}
-    lost_by_node: dict[str, list[str]] = {}
-    unexpected: list[str] = []
-    duplicates: list[str] = []
-    present: dict[str, set[str]] = {}  # node -> titles held
-    for node in nodes:
-        read = reads.get(node) or {}
-        if not read.get("ok"):
-            counts[node] = None
-            read_errors[node] = str(read.get("error") or "no answer")
-            continue
-        rows = [r for r in (read.get("rows") or []) if isinstance(r, Mapping)]
-        counts[node] = len(rows)
-        if read.get("anomalies"):
-            anomalies[node] = [str(a) for a in read["anomalies"]]
-        ids = Counter(str(r.get("id")) for r in rows)
-        titles = Counter(str(r.get("title")) for r in rows)
-        id_of_title = {str(r.get("title")): str(r.get("id")) for r in rows}
-        present[node] = set(titles)
-        duplicates += [f"{t} x{n} on {node}" for t, n in sorted(titles.items()) if n > 1]
-        duplicates += [f"id {i} x{n} on {node}" for i, n in sorted(ids.items()) if n > 1]
-        for wid, title in sorted(acked.items(), key=lambda kv: kv[1]):
-            if wid in ids:
-                continue
-            if title in titles:
-                unexpected.append(f"{title} on {node} has id {id_of_title[title]}, acknowledged as {wid}")
-            else:
-                lost_by_node.setdefault(node, []).append(title)
-        for title in sorted(titles):
-            if title not in attempted:
-                unexpected.append(f"{title} on {node}: no write produced it")
-            elif title in failed_titles and title not in acked_titles and title not in indeterminate_titles:
-                unexpected.append(f"{title} on {node}: its write definitely failed")
-
-    lost_titles: dict[str, list[str]] = {}
-    for node, titles in lost_by_node.items():
-        for title in titles:
-            lost_titles.setdefault(title, []).append(node)
-    lost = [f"{t} missing on {', '.join(ns)}" for t, ns in sorted(lost_titles.items())]
-    readable = [n for n in nodes if n in present]
-    everywhere = set.intersection(*(present[n] for n in readable)) if readable else set()
-    anywhere = set.union(*(present[n] for n in readable)) if readable else set()
-    diverged = [f"{t} only on {', '.join(n for n in readable if t in present[n])}"
-                for t in sorted(anywhere - everywhere) if t not in lost_titles]
-    landed = len(indeterminate_titles & anywhere)
-
-    if fault_applied is not True:
-        problems.append(fault_problem or "no evidence that the fault took effect")
-    if read_errors:
-        problems.append("unreadable: " + "; ".join(f"{n}: {why}" for n, why in read_errors.items()))
-    if ok == 0:
-        problems.append("no write was acknowledged: the cycle proves nothing")
-    if lost or unexpected or duplicates or diverged:
-        status: CheckStatus = "fail"
-    elif problems:
-        status = "error"
-    else:
-        status = "pass"
-
+    w = tally(events).get("write")
+    rows = judge_rows(w, reads, nodes)
+    problems = [*history_complete(w, writes), *fault_took_effect(fault_applied, fault_problem),
+                *nodes_readable(rows), *something_acknowledged(w)]
     upstream = [count_string(reads.get(n)) for n in nodes] + ["ERR"] * (3 - len(nodes))
     record = CycleRecord(
-        cycle=cycle, fault=fault, writes=writes, ok=ok, quorum_not_met=qnm, fail=fail,
-        indeterminate=indeterminate, namespace=namespace, seed=seed, status=status,
+        cycle=cycle, fault=fault, writes=writes, ok=w.ok, quorum_not_met=w.quorum_not_met, fail=w.fail,
+        indeterminate=w.indeterminate, namespace=namespace, seed=seed, status=cycle_status(rows, problems),
         fault_started_at=fault_started_at, fault_healed_at=fault_healed_at, fault_applied=fault_applied,
-        fault_evidence=list(fault_evidence), counts=counts, count_node0=upstream[0],
-        count_node1=upstream[1], count_node2=upstream[2], lost=lost, unexpected=unexpected,
-        duplicates=duplicates, indeterminate_landed=landed,
-        converged=not lost_by_node and not diverged and not read_errors,
+        fault_evidence=list(fault_evidence), counts=rows.counts, count_node0=upstream[0],
+        count_node1=upstream[1], count_node2=upstream[2], lost=rows.lost, unexpected=rows.unexpected,
+        duplicates=rows.duplicates, indeterminate_landed=rows.landed, converged=rows.converged,
         time_to_converge_s=time_to_converge_s, history=history,
     )
-    return CycleCheck(record=record, latencies_ms=latencies, lost_by_node=lost_by_node, diverged=diverged,
-                      anomalies=anomalies, read_errors=read_errors, problems=problems)
+    return CycleCheck(record=record, latencies_ms=w.latencies_ms, lost_by_node=rows.lost_by_node,
+                      diverged=rows.diverged, anomalies=rows.anomalies, read_errors=rows.read_errors,
+                      problems=problems)
 
 
 def _num(count: str | None) -> int:

@@ -199,3 +199,11 @@ def test_list_anomaly_fails_the_class() -> None:
     cycles = [cycle(history(OK3), {"node-a": ALL3, "node-b": capped, "node-c": ALL3})]
     v = summarise_class("partition_minority", cycles, cycles_requested=1)
     assert v.result.status == "fail"
+
+
+def test_a_201_without_an_id_is_indeterminate_in_a_cycle_as_in_phase_2() -> None:
+    events = history([*OK3, ("w4", "info", 201, None)])
+    landed = read(("id1", "w1"), ("id2", "w2"), ("id3", "w3"), ("id4", "w4"))
+    c = cycle(events, dict.fromkeys(NODES, landed))
+    assert c.status == "pass"
+    assert (c.record.ok, c.record.fail, c.record.indeterminate, c.record.indeterminate_landed) == (3, 0, 1, 1)

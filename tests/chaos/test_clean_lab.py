@@ -57,6 +57,9 @@ def test_class_passes_with_fault_evidence_in_every_cycle(inv, tmp_path: Path, fa
     assert len(writes) == CYCLES * WRITES
     assert all(o.fault == fault and o.cycle in range(1, CYCLES + 1) for o in ops)
     assert any(o.process == "nemesis" for o in ops)
+    assert {o.clock for o in ops if o.process == "nemesis"} == {"operator"}
+    assert {o.clock for o in ops if o.process != "nemesis"} == {"chaos"}
+    assert report.clock_offset is not None and report.clock_offset.one_kernel  # the lab: one kernel clock
     assert validate_run(tmp_path) == []
 
 

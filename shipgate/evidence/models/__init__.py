@@ -18,7 +18,7 @@ from shipgate.evidence.models.common import (
     phase_status,
     redact_url,
 )
-from shipgate.evidence.models.history import CycleRecord, OperationEvent, OpType
+from shipgate.evidence.models.history import ClockOffset, CycleRecord, OperationEvent, OpType
 from shipgate.evidence.models.inventory import InventoryRecord, RedactedPostgres
 from shipgate.evidence.models.phases import (
     PHASE_MODELS,
@@ -65,7 +65,7 @@ from shipgate.evidence.models.summary import (
 __all__ = [
     "ARTIFACTS", "BY_NAME", "EXIT_CODES", "PHASE_MODELS", "PHASE_NAMES", "REDACTED", "ArtifactKind",
     "ArtifactModel", "BackupEvidence", "CampaignStatus", "CampaignSummary", "CellOutcome", "Check",
-    "CheckStatus", "ContentComparison", "CuratorAutonomy", "CuratorReport", "CycleRecord", "ExitCode",
+    "CheckStatus", "ClockOffset", "ContentComparison", "CuratorAutonomy", "CuratorReport", "CycleRecord", "ExitCode",
     "FalseRedRate", "FaultResult", "FieldMismatch", "FoundCheck", "InventoryRecord", "MigrateReport",
     "NamespaceCount", "OpType", "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report",
     "Phase3Report", "Phase4Report", "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus",

@@ -2,6 +2,10 @@
 
 An operation is an `invoke` followed by exactly one completion: `ok`, `fail` (definitely did not
 happen) or `info` (indeterminate: a timeout may or may not have landed).
+
+Events are stamped by more than one clock (the client's on the chaos host, the nemesis' on the
+operator): each says which in `clock`, and a report that compares or sorts them records the offset
+between the clocks (`ClockOffset`) it used.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ class OperationEvent(ArtifactModel):
     process: str = Field(description="who issued it: an agent id or a worker name")
     op: str = Field(description="write, read, list, probe, ...")
     type: OpType
-    time: float = Field(description="wall clock, Unix seconds")
+    time: float = Field(description="wall clock, Unix seconds, of the clock named in `clock`")
+    clock: str | None = Field(None, description="which clock stamped `time`: 'chaos' (the chaos host) or 'operator'")
     index: int | None = Field(None, ge=0, description="position in the history file")
     latency_ms: float | None = Field(None, ge=0, description="on completions: time since the invoke")
     status: int | None = Field(None, description="HTTP status, when one came back")
@@ -49,8 +54,8 @@ class CycleRecord(ArtifactModel):
     namespace: str | None = None
     seed: int | None = None
     status: CheckStatus | None = None
-    fault_started_at: float | None = Field(None, description="Unix seconds")
-    fault_healed_at: float | None = Field(None, description="Unix seconds")
+    fault_started_at: float | None = Field(None, description="Unix seconds, operator clock")
+    fault_healed_at: float | None = Field(None, description="Unix seconds, operator clock")
     fault_applied: bool | None = Field(None, description="evidence showed the fault took effect")
     fault_evidence: list[str] = Field(default_factory=list)
     counts: dict[str, int | None] = Field(default_factory=dict, description="node -> rows of the cycle namespace")
@@ -64,3 +69,19 @@ class CycleRecord(ArtifactModel):
     converged: bool | None = None
     time_to_converge_s: float | None = Field(None, ge=0)
     history: str | None = Field(None, description="operation history file of this cycle")
+
+
+class ClockOffset(ArtifactModel):
+    """How one host's wall clock relates to the operator's, measured before histories of both are compared.
+
+    `host_time = operator_time + offset_s`, and the true offset lies within `offset_s ± uncertainty_s`."""
+
+    reference: str = Field("operator", description="the clock the offset is measured from")
+    host: str = Field(description="the host whose clock is compared (the chaos host)")
+    one_kernel: bool = Field(description="both clocks are one kernel's CLOCK_REALTIME (the lab): 0 by construction")
+    offset_s: float = Field(description="host clock minus reference clock, seconds")
+    uncertainty_s: float = Field(ge=0, description="half the round trip of the sample used: the bound on the error")
+    rtt_s: float | None = Field(None, ge=0, description="round trip of the sample used (the smallest)")
+    samples: int = Field(0, ge=0, description="round trips made (0: not measured)")
+    measured_at: float | None = Field(None, description="operator wall clock of the sample used, Unix seconds")
+    method: str = Field(description="how the offset was established, in words")

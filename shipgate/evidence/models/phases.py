@@ -23,6 +23,7 @@ from shipgate.evidence.models.common import (
     phase_status,
     redact_url,
 )
+from shipgate.evidence.models.history import ClockOffset
 from shipgate.evidence.phase_ids import PHASE_NAMES as PHASE_NAMES  # re-exported
 
 
@@ -305,6 +306,9 @@ class Phase4Report(PhaseReportBase):
         None, description="fault -> upstream convergence bound (null: class produced no bound)"
     )
     faults: dict[str, FaultResult] = Field(default_factory=dict)
+    clock_offset: ClockOffset | None = Field(
+        None, description="the chaos host's clock against the operator's, used to compare and sort the histories"
+    )
 
 
 PhaseReport = Annotated[

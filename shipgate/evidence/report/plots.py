@@ -102,7 +102,9 @@ def _fault_bands(cycles: list[CycleRecord], fault: str | None, t0: float) -> lis
     return bands
 
 
-def latency_plot(group: LatencyGroup, cycles: list[CycleRecord]) -> Plot:
+def latency_plot(group: LatencyGroup, cycles: list[CycleRecord], clock_offset_s: float = 0.0) -> Plot:
+    """Writes (stamped on the chaos host) over time, fault windows (stamped on the operator) shaded:
+    `clock_offset_s` (chaos minus operator, from phase4.json) puts the windows on the writes' clock."""
     all_points = [p for pts in group.points.values() for p in pts]
     t0 = min(t for t, _ in all_points) if all_points else 0.0
     series = [
@@ -110,12 +112,14 @@ def latency_plot(group: LatencyGroup, cycles: list[CycleRecord]) -> Plot:
         for outcome in ("ok", "fail", "info")
         if group.points.get(outcome)
     ]
-    bands = _fault_bands(cycles, group.fault, t0) if group.fault else []
+    bands = _fault_bands(cycles, group.fault, t0 - clock_offset_s) if group.fault else []
     caption = f"{group.count} completed operations"
     if group.unplotted:
         caption += f"; {group.unplotted} completions without a latency or an invoke are not drawn"
     if group.fault:
         caption += f"; {len(bands)} fault windows shaded"
+        if clock_offset_s:
+            caption += f", moved {clock_offset_s * 1000:+.1f} ms onto the chaos host's clock"
     svg = scatter_plot(
         series,
         title=f"Write latency over time — {group.label}",
@@ -243,13 +247,16 @@ def campaign_plots(data: RunData) -> list[Plot]:
     """Every plot the run's data supports, in reading order."""
     plots: list[Plot] = []
     file_faults = {c.history: c.fault for c in data.cycles if c.history}
+    offset_s = 0.0
     for art in data.phases:
         if isinstance(art.report, Phase4Report):
             for fault, res in art.report.faults.items():
                 file_faults.update(dict.fromkeys(res.history, fault))
+            if art.report.clock_offset is not None:
+                offset_s = art.report.clock_offset.offset_s
     for group in latency_groups(data.operations, file_faults):
         if group.count or group.unplotted:
-            plots.append(latency_plot(group, data.cycles))
+            plots.append(latency_plot(group, data.cycles, offset_s))
     for art in data.phases:
         if isinstance(art.report, Phase2Report):
             plots.extend(convergence_plots(art.report))

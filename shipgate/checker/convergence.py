@@ -1,0 +1,110 @@
+"""The one convergence poll: read every node until a condition holds or a deadline passes.
+
+The checker never talks to a host: the caller passes `read`, a callable returning node -> the host agent's
+read (`{"ok", "rows": [...], "anomalies", "error"}`), made wherever the reads are made (the chaos host).
+
+API:
+
+* `poll(read, nodes, node_done, *, deadline_s, start, interval_s, agree=False) -> Convergence`: reads
+  until one read finds every node satisfying `node_done(read_of_node)` (and, with `agree`, every node
+  holding the same titles), or `deadline_s` after the poll began. Never a fixed sleep: the wait between reads is the poll
+  interval, cut short at the deadline, and there is always a read at or after the deadline.
+  `Convergence.reads` are the last reads (judge them, e.g. with `history.judge_rows`); `.seconds` is the
+  time from `start` (a `time.monotonic()` instant, e.g. the burst's end) to the read where the whole
+  condition held (None: not before the deadline); `.node_seconds` the same per node (first read where
+  that node was done); `.elapsed_s` the poll's own duration; `.polls` the number of reads.
+* Predicates: `holds_ids(ids)` (every id present on the node), `holds_titles(titles)`, and
+  `replicas_agree(reads, nodes)` (all readable and equal title sets). Issue 17's kinds pass their own
+  `node_done` (an updated content, a deleted id absent, a tier, a link).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipgate.checker.history import rows_of
+
+Reads = Mapping[str, Mapping[str, Any]]
+NodeDone = Callable[[Mapping[str, Any]], bool]
+
+
+def holds_ids(ids: Collection[str]) -> NodeDone:
+    """A node is done when it can be read and holds every id."""
+    want = {str(i) for i in ids}
+
+    def done(read: Mapping[str, Any]) -> bool:
+        rows = rows_of(read)
+        return rows is not None and want <= {str(r.get("id")) for r in rows}
+
+    return done
+
+
+def holds_titles(titles: Collection[str]) -> NodeDone:
+    want = {str(t) for t in titles}
+
+    def done(read: Mapping[str, Any]) -> bool:
+        rows = rows_of(read)
+        return rows is not None and want <= {str(r.get("title")) for r in rows}
+
+    return done
+
+
+def replicas_agree(reads: Reads, nodes: Sequence[str]) -> bool:
+    """Every node readable, and all hold the same titles (an indeterminate row on some nodes only is not)."""
+    sets = []
+    for node in nodes:
+        rows = rows_of(reads.get(node))
+        if rows is None:
+            return False
+        sets.append(frozenset(str(r.get("title")) for r in rows))
+    return len(set(sets)) <= 1
+
+
+def converged(reads: Reads, nodes: Sequence[str], ids: Collection[str]) -> bool:
+    """Phase 4's condition: every acknowledged id on every node, and the replicas agree."""
+    done = holds_ids(ids)
+    return all(done(reads.get(n) or {}) for n in nodes) and replicas_agree(reads, nodes)
+
+
+@dataclass
+class Convergence:
+    reads: dict[str, Mapping[str, Any]]
+    seconds: float | None
+    node_seconds: dict[str, float | None] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    polls: int = 0
+
+
+def poll(
+    read: Callable[[], Reads],
+    nodes: Sequence[str],
+    node_done: NodeDone,
+    *,
+    deadline_s: float,
+    start: float,
+    interval_s: float,
+    agree: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Convergence:
+    """Read until the condition holds or the deadline passes (see the module docstring)."""
+    began = clock()
+    deadline = began + deadline_s
+    node_seconds: dict[str, float | None] = dict.fromkeys(nodes)
+    polls = 0
+    while True:
+        reads = dict(read())
+        polls += 1
+        now = clock()
+        done = {node: node_done(reads.get(node) or {}) for node in nodes}
+        for node in nodes:
+            if node_seconds[node] is None and done[node]:
+                node_seconds[node] = round(now - start, 3)
+        if all(done.values()) and (not agree or replicas_agree(reads, nodes)):
+            return Convergence(reads, round(now - start, 3), node_seconds, round(now - began, 3), polls)
+        if now >= deadline:
+            return Convergence(reads, None, node_seconds, round(now - began, 3), polls)
+        sleep(max(0.0, min(interval_s, deadline - now)))

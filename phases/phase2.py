@@ -1,5 +1,6 @@
 """Phase 2: federation. A W=2-of-3 cluster, a truly concurrent multi-agent burst, polled convergence
-compared by identity, and the two quorum probes (one peer down -> 201, both down -> fast 503).
+compared by identity, and the quorum probes (one peer down -> 201; both peers refused, then both silent ->
+the release's quorum-miss answer within the quorum timeout + margin, rows converging after the heal).
 
 Catch-up is off during the burst (by default) so that convergence measures the write path itself:
 a fan-out that is cancelled after quorum (the historical r14 bug) leaves rows missing that only a
@@ -283,7 +284,7 @@ def _silent_probe(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], rule
     facts.setdefault("details", {})["silent_fault"] = [e.model_dump(mode="json") for e in evidence]
     applied = [e for e in evidence if e.kind in ("partition", "pause")]
     lifted = [e for e in evidence if e.kind in ("heal", "resume")]
-    dropped = sum(int(e.details.get("dropped_packets") or 0) for e in lifted if e.kind == "heal")  # type: ignore[call-overload]
+    dropped = sum(int(str(e.details.get("dropped_packets") or 0)) for e in lifted if e.kind == "heal")
     in_effect = (len(applied) == (1 if s.silent_fault == "partition" else 2) and all(e.took_effect for e in applied)
                  and (s.silent_fault != "partition" or dropped > 0))
     checks.add("probe3.silence_in_effect", f"node-b and node-c silent to node-a ({s.silent_fault}), then lifted",

@@ -1,5 +1,6 @@
 """Phase 2: federation. A W=2-of-3 cluster, a truly concurrent multi-agent burst, polled convergence
-compared by identity, and the two quorum probes (one peer down -> 201, both down -> fast 503).
+compared by identity, and the quorum probes (one peer down -> 201; both peers refused, then both silent ->
+the release's quorum-miss answer within the quorum timeout + margin, rows converging after the heal).
 
 Catch-up is off during the burst (by default) so that convergence measures the write path itself:
 a fan-out that is cancelled after quorum (the historical r14 bug) leaves rows missing that only a
@@ -15,10 +16,12 @@ import time
 from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
-from shipgate import checker
+from shipgate import checker, nemesis
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
+from shipgate.nemesis import FaultEvidence
 from shipgate.target import service
+from shipgate.target.quorum import QuorumMissRule, quorum_miss_rule
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 LETTER = {"node-a": "a", "node-b": "b", "node-c": "c"}
@@ -158,9 +161,15 @@ def _serving(ctx: PhaseContext, checks: Checks, when: str) -> bool:
 
 
 def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
+    """Probe 1: one peer down -> 201. Probe 2: both peers refused; probe 3: both peers silent. Each quorum miss
+    must get the release's documented answer within quorum timeout + margin; a refused peer fails at once, so
+    only the silent probe shows whether the timeout is honoured. The rows every miss kept must then converge."""
     s = ctx.settings.phase2
     node_a = ctx.inventory.peer_url("node-a")
     timeout_s = s.quorum_timeout_ms / 1000
+    caps = ctx.capabilities
+    rule = quorum_miss_rule(caps.version if caps else None, min(s.quorum_writes, len(PEER_NAMES)))
+    facts["quorum_miss_rule"] = rule.source
     ctx.progress("phase 2: probe 1 (node-b down, expect 201)")
     service.stop_serve(ctx.access, "node-b")
     p1 = service.agent_json(ctx.access, "chaos", ["probe", "--url", node_a, "--namespace", f"{s.namespace}-probe1",
@@ -170,52 +179,164 @@ def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     facts.setdefault("probes", {})["probe1"] = _probe_model(201, p1)
     checks.add("probe1.single_peer_down", 201, p1.get("status"), p1.get("status") == 201, p1.get("body") or p1.get("error"))
 
-    ctx.progress("phase 2: probe 2 (node-b and node-c down, expect a fast 503)")
+    ctx.progress(f"phase 2: probe 2 (node-b and node-c down, refused; expect {rule.status} fast) x{s.quorum_probes}")
     service.stop_serve(ctx.access, "node-c")
-    p2 = service.agent_json(ctx.access, "chaos", ["probe", "--url", node_a, "--namespace", f"{s.namespace}-probe2",
-                                                  "--title", "probe2", "--timeout", str(timeout_s + s.probe_margin_s + 10)],
-                            timeout=timeout_s + s.probe_margin_s + 40)
-    facts["probe2_both_peers_down"] = str(p2.get("status") if p2.get("status") is not None else p2.get("error"))
-    facts["probes"]["probe2"] = _probe_model(503, p2)
-    try:
-        body = json.loads(p2.get("body") or "")
-    except ValueError:
-        body = None
-    checks.add("probe2.both_peers_down", 503, p2.get("status"), p2.get("status") == 503, p2.get("body") or p2.get("error"))
-    checks.add("probe2.body", {"error": "quorum_not_met", "needed": s.quorum_writes},
-               body, isinstance(body, dict) and body.get("error") == "quorum_not_met"
-               and body.get("needed") == s.quorum_writes and isinstance(body.get("got"), int))
-    limit_ms = (timeout_s + s.probe_margin_s) * 1000
-    checks.add("probe2.fast", f"<= {limit_ms:.0f} ms", p2.get("latency_ms"),
-               isinstance(p2.get("latency_ms"), (int, float)) and p2["latency_ms"] <= limit_ms,
-               "a hang instead of a fast 503" if (p2.get("latency_ms") or 0) > limit_ms else None)
+    refused = _miss_probes(ctx, f"{s.namespace}-probe2", "probe2")
+    _judge_misses(ctx, checks, facts, "refused", refused, rule, "probe2.both_peers_down", "probe2.body", "probe2.fast")
+    facts["probe2_both_peers_down"] = _status_text(refused[0])
 
-    # Repair: node-b and node-c come back (catch-up on) and must receive both probes' rows.
+    # Repair: node-b and node-c come back (catch-up on) and must receive every kept probe row.
     ctx.progress("phase 2: restarting node-b and node-c; checking catch-up")
     for host in ("node-b", "node-c"):
         service.start_serve(ctx.access, _spec(ctx, host, s.repair_catchup_interval_secs))
     bad = {h: w for h, w in service.wait_healthy(ctx.access, ctx.inventory, ["node-b", "node-c"]).items() if w}
     if bad:
         raise ServiceError(next(iter(bad)), f"not healthy after restart: {next(iter(bad.values()))}")
-    # Probe 1 was acknowledged while node-b was down; probe 2 was refused (503) but node-a kept the
-    # row. Both must reach node-b and node-c through catch-up.
-    expected = {f"{s.namespace}-probe1": "probe1"}
-    if p2.get("status") == 503:
-        expected[f"{s.namespace}-probe2"] = "probe2"
+    # Probe 1 was acknowledged while node-b was down; probe 2's misses kept their rows on node-a.
     if p1.get("status") != 201:
         checks.skipped("catchup.after_restart", "probe rows on node-b and node-c", "probe 1 was not acknowledged")
+    else:
+        expected = {f"{s.namespace}-probe1": {"probe1"}, f"{s.namespace}-probe2": _kept(refused, rule)}
+        seconds, missing = _wait_rows(ctx, expected, ["node-b", "node-c"], s.convergence_deadline_s)
+        facts.setdefault("details", {})["catchup_after_restart"] = {"seconds": seconds, "missing": missing}
+        checks.add("catchup.after_restart", "node-b and node-c hold the probe rows", missing or "all present",
+                   not missing, f"after {seconds}s" if missing else None)
+    _silent_probe(ctx, checks, facts, rule)
+
+
+def _client_timeout(ctx: PhaseContext) -> float:
+    """How long a probe write may take before the client gives up: the judged limit plus 10 s to see a late answer."""
+    s = ctx.settings.phase2
+    return s.quorum_timeout_ms / 1000 + s.probe_margin_s + 10
+
+
+def _limit_ms(ctx: PhaseContext) -> float:
+    s = ctx.settings.phase2
+    return (s.quorum_timeout_ms / 1000 + s.probe_margin_s) * 1000
+
+
+def _miss_probes(ctx: PhaseContext, namespace: str, prefix: str) -> list[dict]:
+    """`quorum_probes` sequential writes that cannot reach quorum; stops after the first one past the limit (a
+    hang would otherwise cost the client timeout once per probe)."""
+    s = ctx.settings.phase2
+    runs: list[dict] = []
+    for i in range(1, s.quorum_probes + 1):
+        raw = service.agent_json(ctx.access, "chaos", [
+            "probe", "--url", ctx.inventory.peer_url("node-a"), "--namespace", namespace, "--title", f"{prefix}-{i}",
+            "--timeout", str(_client_timeout(ctx))], timeout=_client_timeout(ctx) + 30)
+        raw["title"] = f"{prefix}-{i}"
+        runs.append(raw)
+        latency = raw.get("latency_ms")
+        if not isinstance(latency, (int, float)) or latency > _limit_ms(ctx):
+            break
+    return runs
+
+
+def _judge_misses(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], kind: str, runs: list[dict],
+                  rule: QuorumMissRule, status_id: str, body_id: str, time_id: str) -> None:
+    s = ctx.settings.phase2
+    needed = min(s.quorum_writes, len(PEER_NAMES))
+    facts.setdefault("probes", {})[status_id.split(".")[0]] = _probe_model(rule.status, runs[0])
+    facts.setdefault("probe_runs", {})[kind] = [_probe_model(rule.status, r) for r in runs]
+    latencies = [r["latency_ms"] for r in runs if isinstance(r.get("latency_ms"), (int, float))]
+    facts.setdefault("probe_latency_ms", {})[kind] = Quantiles.of(latencies)
+    stopped = (f"stopped after probe {len(runs)} of {s.quorum_probes}: no answer within the limit"
+               if len(runs) < s.quorum_probes else None)
+    statuses = [r.get("status") for r in runs]
+    wrong = [r for r in runs if r.get("status") != rule.status]
+    checks.add(status_id, f"{rule.status} x{s.quorum_probes} ({rule.source})", statuses,
+               not wrong and not stopped,
+               "; ".join(x for x in (stopped, *(f"{r['title']}: {r.get('body') or r.get('error')}"
+                                                for r in wrong[:3])) if x) or None)
+    bodies = [_body(r) for r in runs]
+    bad_body = next((b for b in bodies if not rule.body_ok(b, needed)), None)
+    checks.add(body_id, rule.shape, bad_body if bad_body is not None else bodies[0],
+               bad_body is None and all(rule.body_ok(b, needed) for b in bodies))
+    limit = _limit_ms(ctx)
+    slow = [f"{r['title']}: {r.get('latency_ms')} ms{' (' + str(r.get('error')) + ')' if r.get('error') else ''}"
+            for r in runs if not isinstance(r.get("latency_ms"), (int, float)) or r["latency_ms"] > limit]
+    checks.add(time_id, f"<= {limit:.0f} ms each (quorum timeout {s.quorum_timeout_ms} ms + {s.probe_margin_s:g} s)",
+               max(latencies) if latencies else None, not slow and bool(latencies),
+               f"a hang instead of a timely answer: {'; '.join(slow)}" if slow else None)
+
+
+def _silent_probe(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], rule: QuorumMissRule) -> None:
+    """Both peers stay up but say nothing to node-a (iptables DROP both ways, or SIGSTOP): the only failure in
+    which the quorum timeout, not a refused connection, has to end the write."""
+    s = ctx.settings.phase2
+    namespace = f"{s.namespace}-probe3"
+    ids = ("probe3.both_peers_silent", "probe3.body", "probe3.within_timeout", "probe3.converged_after_heal")
+    ctx.progress(f"phase 2: probe 3 (node-b and node-c silent by {s.silent_fault}; expect {rule.status} within "
+                 f"{_limit_ms(ctx):.0f} ms) x{s.quorum_probes}")
+    evidence: list[FaultEvidence] = []
+    runs: list[dict] = []
+    pids: dict[str, int | None] = {}
+    try:
+        if s.silent_fault == "partition":
+            evidence.append(nemesis.partition(ctx.access, ctx.inventory, "node-a", ["node-b", "node-c"]))
+        else:
+            for host in ("node-b", "node-c"):
+                pids[host] = service.serve_pid(ctx.access, host, port=ctx.inventory.federation_port)
+                if pids[host] is not None:
+                    evidence.append(nemesis.pause(ctx.access, host, pids[host]))
+        if len(evidence) == (1 if s.silent_fault == "partition" else 2) and all(e.took_effect for e in evidence):
+            runs = _miss_probes(ctx, namespace, "probe3")
+    finally:
+        if s.silent_fault == "partition":
+            evidence.append(nemesis.heal(ctx.access, ctx.inventory, "node-a"))
+        else:
+            evidence += [nemesis.resume(ctx.access, h, pid) for h, pid in pids.items() if pid is not None]
+    facts.setdefault("details", {})["silent_fault"] = [e.model_dump(mode="json") for e in evidence]
+    applied = [e for e in evidence if e.kind in ("partition", "pause")]
+    lifted = [e for e in evidence if e.kind in ("heal", "resume")]
+    dropped = sum(int(str(e.details.get("dropped_packets") or 0)) for e in lifted if e.kind == "heal")
+    in_effect = (len(applied) == (1 if s.silent_fault == "partition" else 2) and all(e.took_effect for e in applied)
+                 and (s.silent_fault != "partition" or dropped > 0))
+    checks.add("probe3.silence_in_effect", f"node-b and node-c silent to node-a ({s.silent_fault}), then lifted",
+               [e.summary() for e in evidence], True if in_effect and all(e.took_effect for e in lifted) else None,
+               None if in_effect else "the fault could not be established, so probe 3 proves nothing")
+    if not runs:
+        for cid in ids:
+            checks.skipped(cid, "probe 3", "not run: node-b and node-c could not be silenced")
         return
-    repaired = ["node-b", "node-c"]
-    conv = checker.poll(lambda: _read_merged(ctx, list(expected), repaired), repaired,
-                        checker.holds_titles(expected.values()), deadline_s=s.convergence_deadline_s,
-                        start=time.monotonic(), interval_s=POLL_INTERVAL_S)
-    held = {h: {str(r.get("title")) for r in checker.rows_of(conv.reads.get(h)) or []} for h in repaired}
-    missing_now = {h: [t for t in expected.values() if t not in held[h]] for h in repaired
-                   if not set(expected.values()) <= held[h]}
-    catch: dict[str, Any] = {"seconds": conv.elapsed_s, "missing": missing_now}
-    facts.setdefault("details", {})["catchup_after_restart"] = catch
-    checks.add("catchup.after_restart", "node-b and node-c hold the probe rows", missing_now or "all present",
-               not missing_now, f"after {catch['seconds']}s" if missing_now else None)
+    _judge_misses(ctx, checks, facts, "silent", runs, rule, *ids[:3])
+    if not s.repair_catchup_interval_secs:
+        checks.skipped(ids[3], "probe 3 rows on every node", "catch-up is off (repair_catchup_interval_secs)")
+        return
+    seconds, missing = _wait_rows(ctx, {namespace: _kept(runs, rule)}, list(PEER_NAMES), s.convergence_deadline_s)
+    facts["details"]["converged_after_heal"] = {"seconds": seconds, "missing": missing}
+    checks.add(ids[3], "node-a, node-b and node-c hold every row the silent misses kept", missing or "all present",
+               not missing, f"after {seconds}s" if missing else None)
+
+
+def _kept(runs: list[dict], rule: QuorumMissRule) -> set[str]:
+    """Titles of probe writes answered as the documented miss: the product kept each row locally."""
+    return {r["title"] for r in runs if r.get("status") == rule.status}
+
+
+def _wait_rows(ctx: PhaseContext, expected: dict[str, set[str]], hosts: list[str],
+               deadline_s: float) -> tuple[float, dict[str, list[str]]]:
+    """Poll until every host holds every expected title (of its namespace) or the deadline; (seconds, missing)."""
+    wanted = {ns: titles for ns, titles in expected.items() if titles}
+    titles = set().union(*wanted.values()) if wanted else set()
+    if not titles:
+        return 0.0, {}
+    conv = checker.poll(lambda: _read_merged(ctx, list(wanted), hosts), hosts, checker.holds_titles(titles),
+                        deadline_s=deadline_s, start=time.monotonic(), interval_s=POLL_INTERVAL_S)
+    held = {h: {str(r.get("title")) for r in checker.rows_of(conv.reads.get(h)) or []} for h in hosts}
+    missing = {h: sorted(titles - held[h]) for h in hosts if titles - held[h]}
+    return conv.elapsed_s, missing
+
+
+def _body(raw: dict[str, Any]) -> Any:
+    try:
+        return json.loads(raw.get("body") or "")
+    except ValueError:
+        return None
+
+
+def _status_text(raw: dict[str, Any]) -> str:
+    return str(raw.get("status") if raw.get("status") is not None else raw.get("error"))
 
 
 def _read_merged(ctx: PhaseContext, namespaces: list[str], hosts: list[str]) -> dict[str, Any]:

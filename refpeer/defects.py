@@ -28,6 +28,9 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "peer down", "2"),
     Defect("quorum_hang", "no fast 503: with quorum unreachable the write keeps retrying the peers for 120 s "
            "instead of answering within the quorum timeout", "2"),
+    Defect("quorum_timeout_ignored", "the quorum timeout bounds nothing: each peer attempt waits 10 s (a client "
+           "default) and the write waits for every attempt and its retry, so silent peers (SIGSTOP, DROP) hold it "
+           "about 20 s; refused peers still answer 503 in about 250 ms", "2"),
     Defect("list_ignores_limit", "GET /api/v1/memories returns at most 20 rows whatever `limit` says", "2"),
     Defect("no_catchup", "the pull catch-up loop never runs: a peer that missed writes never gets them", "2"),
     Defect("backup_no_manifest", "backup writes the snapshot but no manifest", "1"),

@@ -241,9 +241,38 @@ def cmd_burst(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_namespace(url: str, namespace: str, page: int, timeout: float, max_rows: int) -> dict:
-    """All rows of a namespace on one node, paginated; notices a server that ignores limit/offset."""
+READ_PASSES = 5
+
+
+def read_namespace(url: str, namespace: str, page: int, timeout: float, max_rows: int,
+                   passes: int = READ_PASSES) -> dict:
+    """All rows of a namespace on one node, paginated; notices a server that ignores limit/offset or caps pages.
+
+    One pass walks the pages by offset. A row stored or deleted during the walk shifts every later offset (a
+    late-replicated row keeps its original `updated_at`, so it can sort before the current offset): that pass
+    may double or skip a row, and its short page may be followed by a row, which looks like a server capping
+    pages. So passes repeat until two in a row return the same rows and the same anomalies; only an agreeing
+    pair is a reading of the server (`consistent`). After `passes` passes without agreement the last one is
+    returned with `consistent: false` and its anomalies withheld (they cannot be told from the churn)."""
     ep = Endpoint(url, timeout)
+    try:
+        previous: dict | None = None
+        for n in range(1, max(passes, 2) + 1):
+            current = _read_pass(ep, namespace, page, max_rows)
+            if not current.get("ok"):
+                return current
+            if previous is not None and current == previous:
+                return {**current, "consistent": True, "passes": n}
+            previous = current
+    finally:
+        ep.close()
+    assert previous is not None
+    return {**previous, "anomalies": [], "consistent": False, "passes": n,
+            "unsettled_anomalies": previous["anomalies"]}
+
+
+def _read_pass(ep: Endpoint, namespace: str, page: int, max_rows: int) -> dict:
+    """One offset walk over the namespace (see read_namespace for why one is not enough)."""
     rows: list[dict] = []
     anomalies: list[str] = []
     offset = 0
@@ -295,8 +324,6 @@ def read_namespace(url: str, namespace: str, page: int, timeout: float, max_rows
             offset += len(batch)
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        ep.close()
     return {"ok": True, "rows": rows, "anomalies": anomalies}
 
 
@@ -306,7 +333,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     lock = threading.Lock()
 
     def one(name: str, url: str) -> None:
-        r = read_namespace(url, args.namespace, args.page, args.timeout, args.max_rows)
+        r = read_namespace(url, args.namespace, args.page, args.timeout, args.max_rows, args.passes)
         if not args.with_content and r.get("ok"):
             for row in r["rows"]:
                 row.pop("content", None)
@@ -502,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--timeout", type=float, default=10.0)
     r.add_argument("--max-rows", type=int, default=100_000)
     r.add_argument("--with-content", action="store_true")
+    r.add_argument("--passes", type=int, default=READ_PASSES,
+                   help="full reads at most, until two in a row agree (>= 2)")
     r.set_defaults(fn=cmd_read)
 
     pr = sub.add_parser("probe", help="one write, raw status and body (quorum probes)")

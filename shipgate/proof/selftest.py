@@ -77,7 +77,8 @@ class DefectPlan:
 PLANS: dict[str, DefectPlan] = {
     "fanout_abort": DefectPlan(("convergence.*",)),
     "quorum_w1": DefectPlan(("probe2.both_peers_down",)),
-    "quorum_hang": DefectPlan(("probe2.fast", "probe2.both_peers_down")),
+    "quorum_hang": DefectPlan(("probe2.fast", "probe2.both_peers_down", "probe3.within_timeout")),
+    "quorum_timeout_ignored": DefectPlan(("probe3.within_timeout", "probe3.both_peers_silent")),
     "list_ignores_limit": DefectPlan(("list.*.honours_limit",)),
     "no_catchup": DefectPlan(("catchup.after_restart",)),
     "backup_no_manifest": DefectPlan(("backup.manifest_count",)),

@@ -46,6 +46,12 @@ class Phase2Settings(_Strict):
     convergence_deadline_s: float = Field(90.0, gt=0)
     min_node_fraction: float = Field(0.95, ge=0, le=1, description="seed criterion: each node >= this x ok")
     probe_margin_s: float = Field(2.0, ge=0, description="a 503 must come within quorum timeout + this")
+    quorum_probes: int = Field(
+        3, ge=1, le=50, description="writes per quorum-miss probe kind (both peers refused; both peers silent): "
+                                    "their latencies are the distribution in the report")
+    silent_fault: Literal["partition", "pause"] = Field(
+        "partition", description="how the silent probe silences node-b and node-c: iptables DROP on node-a both "
+                                 "ways (partition) or SIGSTOP of their serve (pause)")
     burst_catchup_interval_secs: float | None = Field(
         0, description="serve's catch-up interval during the burst; 0 disables it so the write path (fan-out) "
                        "alone is measured; None passes no flag (targets older than v0.6.1)")

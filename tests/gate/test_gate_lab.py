@@ -99,7 +99,38 @@ def test_quorum_hang_fails_probe2_and_the_gate_does_not_hang(tmp_path: Path):
     summary = campaign(tmp_path, "gthang", [2], ["quorum_hang"])
     checks = _checks(summary.phases[0])
     assert summary.verdict == "fail"
-    assert checks["probe2.fast"] == "fail"
+    assert checks["probe2.fast"] == "fail" and checks["probe3.within_timeout"] == "fail"
+
+
+def test_quorum_timeout_ignored_passes_the_refused_probe_and_fails_the_silent_one(tmp_path: Path):
+    """Refused peers fail at once, so a server that ignores its quorum timeout still answers fast; only the
+    silent probe (both peers behind DROP) sees the write held past timeout + margin."""
+    summary = campaign(tmp_path, "gtqti", [2], ["quorum_timeout_ignored"])
+    p2 = summary.phases[0]
+    checks = _checks(p2)
+    assert summary.verdict == "fail"
+    assert checks["probe2.fast"] == checks["probe2.both_peers_down"] == "pass"
+    assert checks["probe3.silence_in_effect"] == "pass"
+    assert checks["probe3.within_timeout"] == "fail" and checks["probe3.both_peers_silent"] == "fail"
+    assert isinstance(p2, Phase2Report)
+    limit_ms = (p2.settings["quorum_timeout_ms"] / 1000 + p2.settings["probe_margin_s"]) * 1000
+    assert p2.probe_latency_ms["refused"].max <= limit_ms < p2.probe_latency_ms["silent"].max
+    assert len(p2.probe_runs["silent"]) == 1, "the probes stop after the first hang"
+    assert checks["probe3.converged_after_heal"] == "pass", "the row the hung write kept still replicates"
+
+
+def test_the_silent_probe_by_sigstop_records_both_latency_distributions(tmp_path: Path):
+    summary = campaign(tmp_path, "gtstop", [2], overrides={"phase2": {"silent_fault": "pause", "quorum_probes": 2}})
+    p2 = summary.phases[0]
+    assert isinstance(p2, Phase2Report) and p2.status == "pass", p2.reasons
+    checks = _checks(p2)
+    assert {k: v for k, v in checks.items() if k.startswith("probe3.")} == dict.fromkeys(
+        ["probe3.silence_in_effect", "probe3.both_peers_silent", "probe3.body", "probe3.within_timeout",
+         "probe3.converged_after_heal"], "pass")
+    assert {k: q.count for k, q in p2.probe_latency_ms.items()} == {"refused": 2, "silent": 2}
+    assert p2.settings["quorum_probes"] == 2 and p2.settings["silent_fault"] == "pause"
+    assert [e["kind"] for e in p2.details["silent_fault"]] == ["pause", "pause", "resume", "resume"]
+    assert p2.quorum_miss_rule and p2.quorum_miss_rule.startswith("0.6.3: 503")
 
 
 def test_list_ignores_limit_is_noticed(tmp_path: Path):

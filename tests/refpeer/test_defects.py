@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,25 @@ def test_quorum_hang_does_not_answer_within_the_quorum_timeout(cluster: Cluster,
     else:
         with pytest.raises(TimeoutError):
             nodes[0].post({"title": "h", "content": "c", "namespace": "hang"}, timeout=client_timeout)
+
+
+@pytest.mark.parametrize("defect", [None, "quorum_timeout_ignored"])
+def test_quorum_timeout_ignored_holds_a_write_to_silent_peers_but_not_to_refused_ones(
+        cluster: Cluster, defect: str | None) -> None:
+    nodes = cluster(n=3, quorum_writes=2, timeout_ms=1000, env=env_for(defect))
+    client_timeout = 1.0 + 2.0  # the gate's budget: quorum timeout plus 2 s
+    for peer in nodes[1:]:
+        peer.signal(signal.SIGSTOP)  # silent: the kernel still accepts, nobody answers
+    if defect is None:
+        status, body = nodes[0].post({"title": "s", "content": "c", "namespace": "silent"}, timeout=client_timeout)
+        assert status == 503 and body["error"] == "quorum_not_met"
+    else:
+        with pytest.raises(TimeoutError):
+            nodes[0].post({"title": "s", "content": "c", "namespace": "silent"}, timeout=client_timeout)
+    for peer in nodes[1:]:
+        peer.kill()  # refused: both peers gone, so every attempt fails at once
+    status, body = nodes[0].post({"title": "r", "content": "c", "namespace": "refused"}, timeout=client_timeout)
+    assert status == 503 and body["error"] == "quorum_not_met"
 
 
 @pytest.mark.parametrize("defect", [None, "list_ignores_limit"])

@@ -198,6 +198,13 @@ class Phase2Report(PhaseReportBase):
     converge_deadline_s: float | None = Field(None, ge=0)
     latency_ms: Quantiles | None = None
     probes: dict[str, ProbeResult] = Field(default_factory=dict)
+    quorum_miss_rule: str | None = Field(
+        None, description="the release's documented answer to a quorum miss the probes were judged by")
+    probe_runs: dict[str, list[ProbeResult]] = Field(
+        default_factory=dict, description="quorum-miss probe kind ('refused': peers killed; 'silent': peers "
+                                          "unreachable without a word) -> every probe write, in order")
+    probe_latency_ms: dict[str, Quantiles] = Field(
+        default_factory=dict, description="probe kind -> latency distribution of its writes at the client")
 
 
 # --- phase 3 -------------------------------------------------------------------------------------------

@@ -187,6 +187,10 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
         sample = f" (first {len(comp.mismatched)} listed)" if len(comp.mismatched) < (comp.mismatched_fields or 0) else ""
         out.append((f"content.{leg}", f"{comp.identical}/{comp.compared} identical, {len(comp.missing)} missing, "
                     f"{len(comp.unexpected)} unexpected, {comp.rows_differing} rows differ{fields}{sample}"))
+    rule = getattr(r, "quorum_miss_rule", None)
+    for kind, q in getattr(r, "probe_latency_ms", {}).items():
+        figures = "no answer" if not q.count else (f"min {q.min:.0f} / p50 {q.p50:.0f} / max {q.max:.0f} ms")
+        out.append((f"probe_latency_ms.{kind}", f"{q.count} probes: {figures}" + (f" (judged by {rule})" if rule else "")))
     return out
 
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
+from phases.workload import run_workload
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.target import service
@@ -131,6 +132,9 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     checks.add("convergence.no_unexpected", 0, sum(len(v) for v in conv["unexpected"].values()),
                not any(conv["unexpected"].values()),
                "rows in the namespace that no write produced" if any(conv["unexpected"].values()) else None)
+
+    if s.workload.enabled:
+        run_workload(ctx, checks, facts, lambda host, catchup: _spec(ctx, host, catchup))
 
     if _serving(ctx, checks, "before_probes"):
         _probes(ctx, checks, facts)

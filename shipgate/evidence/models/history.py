@@ -20,6 +20,8 @@ class OperationEvent(ArtifactModel):
 
     process: str = Field(description="who issued it: an agent id or a worker name")
     op: str = Field(description="write, read, list, probe, ...")
+    kind: str | None = Field(None, description="which write path: store, update, update_title, promote, delete, "
+                                               "link, duplicate, bulk, bulk_catchup (phase 2's workload)")
     type: OpType
     time: float = Field(description="wall clock, Unix seconds")
     index: int | None = Field(None, ge=0, description="position in the history file")

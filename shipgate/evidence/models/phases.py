@@ -23,6 +23,7 @@ from shipgate.evidence.models.common import (
     phase_status,
     redact_url,
 )
+from shipgate.evidence.models.replication import ReplicationReport
 
 PHASE_NAMES: dict[int, str] = {1: "functional", 2: "federation", 3: "migration", 4: "chaos"}
 
@@ -198,6 +199,8 @@ class Phase2Report(PhaseReportBase):
     converge_deadline_s: float | None = Field(None, ge=0)
     latency_ms: Quantiles | None = None
     probes: dict[str, ProbeResult] = Field(default_factory=dict)
+    replication: ReplicationReport | None = Field(
+        None, description="the mixed workload after the burst: per operation kind, what replicated where")
 
 
 # --- phase 3 -------------------------------------------------------------------------------------------

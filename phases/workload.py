@@ -176,7 +176,7 @@ def _stage(ctx: PhaseContext, name: str, ops: list[dict], namespaces: list[str],
     done = pair(events)
     exps, uncertain = expectations(done)
     kinds = {o.kind for o in done}
-    states, misses, ttc = _poll(ctx, exps, kinds, namespaces, ctx.settings.phase2.convergence_deadline_s, end)
+    states, misses, ttc = _poll(ctx, exps, kinds, namespaces, ctx.settings.phase2.workload.deadline_s, end)
     errors = {n: str(s.get("error")) for n, s in states.items() if not s.get("ok")}
     out = verdicts(done, exps, misses, ttc, read_errors=errors, kinds=[k for k in KINDS if k in kinds])
     return done, out, {"uncertain": uncertain[:50], "read_errors": errors}
@@ -202,7 +202,8 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
         skip["duplicate"] = "the release's version is unknown, so its documented duplicate rule is too"
     timeout_s = s.quorum_timeout_ms / 1000 + 7
     events: list[dict] = []
-    report = ReplicationReport(duplicate_rule=rule)
+    report = ReplicationReport(duplicate_rule=rule, details={"poll_interval_s": POLL_S,
+                                                             "catchup_deadline_s": catchup_deadline(s)})
     kinds: dict[str, KindVerdict] = {}
     all_ops: list[Op] = []
     details: dict[str, Any] = {}
@@ -243,7 +244,7 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
             events.append(e)
         done = pair(got)
         exps, uncertain = expectations(done)
-        states, misses, ttc = _poll(ctx, exps, {"bulk_catchup"}, [ns], s.convergence_deadline_s, end)
+        states, misses, ttc = _poll(ctx, exps, {"bulk_catchup"}, [ns], catchup_deadline(s), end)
         errors = {n: str(x.get("error")) for n, x in states.items() if not x.get("ok")}
         kinds.update(verdicts(done, exps, misses, ttc, read_errors=errors, kinds=["bulk_catchup"]))
         report.stages.append("catchup")
@@ -258,10 +259,18 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
     report.history = [str(history_file.relative_to(ctx.run_dir))]
     report.kinds = {k: kinds[k] for k in KINDS if k in kinds}
     report.duration_s = round(time.monotonic() - t0, 3)
-    report.details = details
+    report.details.update(details)
     facts["replication"] = report
     facts.setdefault("history", []).append(report.history[0])
     _kind_checks(checks, report)
+
+
+def catchup_deadline(s: Any) -> float:
+    """The catch-up stage's deadline: the fan-out stages' own, plus the 5 s first tick after the restart and one
+    interval per 500-row page of everything node-c missed or never pulled (it ran with catch-up off until then)."""
+    w = s.workload
+    rows = len(s.agents) * s.writes_per_agent + seed_count(w) + w.bulk_rows + w.catchup_bulk_rows
+    return w.deadline_s + 5 + (s.repair_catchup_interval_secs or 1) * -(-rows // 500)
 
 
 def _planned(w: Any, kind: str) -> bool:

@@ -54,6 +54,9 @@ class WorkloadSettings(_Strict):
     catchup_bulk_rows: int = Field(
         600, ge=0, le=1000, description="rows of a bulk import while node-c is down, then repaired by catch-up; "
                                         "above the 500-row catch-up page so a tied-timestamp cursor shows")
+    deadline_s: float = Field(
+        20.0, gt=0, description="how long a fan-out stage polls for convergence: with catch-up off every fan-out "
+                                "has ended 2 x quorum timeout + 250 ms after the last answer, so later is never")
     namespace: str = "ship-gate-phase2-mix"
 
 

@@ -229,6 +229,15 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
     for phase, name, value, default, looser_of in looser:
         if phase in settings.phases and looser_of(value, default) != default:
             gaps.append(f"{name} {value} is looser than the release's {default}")
+    w, ref_w = settings.phase2.workload, ref.phase2.workload
+    if 2 in settings.phases and not w.enabled:
+        gaps.append("phase2.workload is disabled: only stores are checked for replication")
+    elif 2 in settings.phases:
+        fewer = [f"{k} {getattr(w, k)} < {getattr(ref_w, k)}" for k in
+                 ("updates", "title_updates", "promotes", "deletes", "links", "duplicates", "stores_per_node",
+                  "bulk_rows", "catchup_bulk_rows") if getattr(w, k) < getattr(ref_w, k)]
+        if fewer:
+            gaps.append(f"phase2.workload is smaller than the release's: {', '.join(fewer)}")
     return gaps
 
 

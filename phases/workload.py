@@ -48,7 +48,8 @@ POLL_S = 0.25
 def _store_op(node: str, ns: str, title: str, content: str, tags: list[str], kind: str = "store") -> dict:
     body = {"tier": "mid", "namespace": ns, "title": title, "content": content, "tags": tags, "priority": 5,
             "confidence": 1.0, "source": "api", "metadata": {}}
-    return {"kind": kind, "node": node, "method": "POST", "path": MEM, "body": body, "ok_status": [201],
+    return {"kind": kind, "op": "write" if kind == "store" else kind, "node": node, "method": "POST", "path": MEM,
+            "body": body, "ok_status": [201],
             "want_id": True, "title": title, "namespace": ns, "agent": f"ai:workload-{node}",
             "effect": {"rows": [{"title": title, "namespace": ns, "content": content, "tags": tags, "tier": "mid"}]}}
 
@@ -80,23 +81,23 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
     ns = w.namespace
     for i, s in enumerate(take(w.updates)):
         content, tags = f"updated {s['title']} #{i}", ["updated", f"u{i}"]
-        ops.append({"kind": "update", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
+        ops.append({"kind": "update", "op": "update", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
                     "body": {"content": content, "tags": tags}, "ok_status": [200], "target": s["id"],
                     "title": s["title"], "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": s["title"], "namespace": ns, "content": content,
                                          "tags": tags}]}})
     for s in take(w.title_updates):
         title, content = f"{s['title']}-renamed", f"renamed {s['title']}"
-        ops.append({"kind": "update_title", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
+        ops.append({"kind": "update_title", "op": "update", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
                     "body": {"title": title, "content": content}, "ok_status": [200], "target": s["id"],
                     "title": title, "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": title, "namespace": ns, "content": content}]}})
     for s in take(w.promotes):
-        ops.append({"kind": "promote", "node": via(s), "method": "POST", "path": f"{MEM}/{quote(s['id'])}/promote",
+        ops.append({"kind": "promote", "op": "promote", "node": via(s), "method": "POST", "path": f"{MEM}/{quote(s['id'])}/promote",
                     "ok_status": [200], "target": s["id"], "title": s["title"], "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": s["title"], "namespace": ns, "tier": "long"}]}})
     for s in take(w.deletes):
-        ops.append({"kind": "delete", "node": via(s), "method": "DELETE", "path": f"{MEM}/{quote(s['id'])}",
+        ops.append({"kind": "delete", "op": "delete", "node": via(s), "method": "DELETE", "path": f"{MEM}/{quote(s['id'])}",
                     "ok_status": [200, 204], "target": s["id"], "title": s["title"], "namespace": ns,
                     "effect": {"absent": [s["id"]]}})
     dups = take(w.duplicates)
@@ -114,7 +115,7 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
         chain = take(w.links + 1)
         for i, (src, tgt) in enumerate(itertools.pairwise(chain)):
             link = {"source_id": src["id"], "target_id": tgt["id"], "relation": "related_to"}
-            ops.append({"kind": "link", "node": nodes[i % len(nodes)], "method": "POST", "path": "/api/v1/links",
+            ops.append({"kind": "link", "op": "link", "node": nodes[i % len(nodes)], "method": "POST", "path": "/api/v1/links",
                         "body": link, "ok_status": [200, 201], "target": src["id"], "namespace": ns,
                         "effect": {"links": [link]}})
     if w.bulk_rows:
@@ -126,7 +127,7 @@ def plan_bulk(ns: str, rows: int, node: str, kind: str) -> dict:
     body = [{"tier": "mid", "namespace": ns, "title": f"{kind}-{i:04d}", "content": f"{kind} row {i} \u00df\u2202 #{i}",
              "tags": [f"b{i % 3}"], "priority": 1 + i % 10, "confidence": 1.0, "source": "import", "metadata": {}}
             for i in range(rows)]
-    return {"kind": kind, "node": node, "method": "POST", "path": f"{MEM}/bulk", "body": body,
+    return {"kind": kind, "op": "bulk", "node": node, "method": "POST", "path": f"{MEM}/bulk", "body": body,
             "ok_status": [200, 201], "namespace": ns, "title": f"{kind} x{rows}",
             "effect": {"rows": [{"title": r["title"], "namespace": ns, "content": r["content"], "tags": r["tags"]}
                                 for r in body]}}

@@ -430,7 +430,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
     def run(node: str) -> None:
         ep = Endpoint(nodes[node], args.timeout)
         for op in (o for o in ops if o["node"] == node):
-            base = {"process": f"workload-{node}", "op": "write", "kind": op["kind"], "node": node}
+            base = {"process": f"workload-{node}", "op": op.get("op", "write"), "kind": op["kind"], "node": node}
             for key in ("title", "namespace", "agent"):
                 if op.get(key):
                     base[key] = op[key]

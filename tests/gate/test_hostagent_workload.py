@@ -96,7 +96,11 @@ def test_every_kind_replicates_on_the_clean_peer(tmp_path: Path, procs: list[Pee
     ops = plan_mutations(W, seeds, list(NAMES), "upsert", set())
     assert {o["kind"] for o in ops} == {"update", "update_title", "promote", "delete", "link", "duplicate", "bulk"}
     assert all(o["node"] != s["node"] for o in ops for s in seeds if o.get("target") == s["id"] and o["kind"] != "link")
-    v = judge(urls, run_ops(urls, ops), ["wl", "wl-bulk"])
+    events = run_ops(urls, ops)
+    assert {(e["kind"], e["op"]) for e in events} == {
+        ("update", "update"), ("update_title", "update"), ("promote", "promote"), ("delete", "delete"),
+        ("link", "link"), ("duplicate", "duplicate"), ("bulk", "bulk")}
+    v = judge(urls, events, ["wl", "wl-bulk"])
     assert {k: x.status for k, x in v.items()} == dict.fromkeys(
         ["update", "update_title", "promote", "delete", "link", "duplicate", "bulk"], "pass")
     assert v["bulk"].effects == 40 and v["duplicate"].effects == 2
@@ -122,4 +126,4 @@ def test_ops_records_refused_writes_as_failures_and_a_bulk_without_ids(tmp_path:
     done = {e["node"]: e for e in events if e["type"] != "invoke"}
     assert done["node-a"]["type"] == "fail" and done["node-a"]["error"] == "connection refused"
     assert done["node-b"]["type"] == "ok" and done["node-b"]["value"]["created"] == 5
-    assert all(e["kind"] == "bulk" for e in events)
+    assert all(e["kind"] == "bulk" and e["op"] == "bulk" for e in events)

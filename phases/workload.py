@@ -190,6 +190,10 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
     w = s.workload
     t0 = time.monotonic()
     nodes = list(PEER_NAMES)
+    # A host SSH cannot reach is the gate's problem (error), not a write path that failed to replicate.
+    for host, res in ctx.access.run_many([*nodes, "chaos"], "true", timeout=15).items():
+        if not res.ok:
+            raise ServiceError(host, f"unreachable over SSH before the workload: {res.error or res.exit_code}")
     caps = ctx.capabilities
     skip: dict[str, str] = {}
     if caps is not None:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
+from phases.workload import run_workload
 from shipgate import checker, nemesis
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
@@ -140,6 +141,9 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
                "; ".join(rows.duplicates[:5]) or None)
     checks.add("convergence.no_unexpected", 0, len(rows.unexpected), not rows.unexpected,
                "; ".join(rows.unexpected[:5]) or None)
+
+    if s.workload.enabled:
+        run_workload(ctx, checks, facts, lambda host, catchup: _spec(ctx, host, catchup))
 
     if _serving(ctx, checks, "before_probes"):
         _probes(ctx, checks, facts)

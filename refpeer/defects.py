@@ -50,6 +50,17 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("bulk_tied_timestamps", "real 0.6.3: every row of one bulk request gets the same updated_at, so a "
            "catch-up page (<= 500 rows, cursor updated_at > last) that ends inside the tie loses the rest of "
            "the tied rows for good", "2"),
+    Defect("update_not_fanned_out", "v0.6.0 (commit 9dc244a5, #319/#323): PUT /api/v1/memories/{id} commits "
+           "locally and answers 200 but pushes nothing to the peers, which keep the old content and tags", "2"),
+    Defect("delete_not_fanned_out", "v0.6.0 (same commit): DELETE /api/v1/memories/{id} deletes locally only; "
+           "the peers keep serving the row", "2"),
+    Defect("promote_not_fanned_out", "v0.6.0 (same commit): POST /api/v1/memories/{id}/promote changes the tier "
+           "locally only; the peers keep the old tier", "2"),
+    Defect("link_not_fanned_out", "v0.6.0-v0.6.1 (CHANGELOG v0.6.2 #325 create_link fanout): POST /api/v1/links "
+           "links locally only; the peers never get the link", "2"),
+    Defect("bulk_fanout_drops_row", "v0.6.1 (CHANGELOG v0.6.2 #368/#369, the '499/500 rows' case): one row of "
+           "each bulk request is never pushed to one peer (its single fan-out failed, no retry, no terminal "
+           "catch-up batch); quorum is still met through the other peer", "2"),
     Defect("pg_list_cap_1000", "real 0.6.3: the Postgres backend's list silently caps at 1000 rows, so "
            "migrate from Postgres reads and writes 1000 of more rows with no error, exit 0", "3"),
     Defect("recall_hangs_offline", "real 0.6.3: CLI recall at the default (semantic) tier never answers on a "

@@ -364,10 +364,14 @@ class Federation:
         rounds: list[_Round] = []
         for p in self.peers:
             p.last_error = ""
+        dropped = mems[len(mems) // 2]["id"] if defects.enabled("bulk_fanout_drops_row") else None
         for mem in mems:
             rnd = _Round(needed=needed, peers=len(self.peers))
             rounds.append(rnd)
             for peer in self.peers:
+                if mem["id"] == dropped and peer is self.peers[-1]:
+                    rnd.done += 1  # seeded: this row's push to the last peer fails once and is never retried
+                    continue
                 peer.enqueue(_Push([mem], [], rnd, mem["id"]))
         deadline = time.monotonic() + self.timeout_s
         for rnd in rounds:

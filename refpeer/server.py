@@ -220,20 +220,23 @@ class App:
             raise HttpError(409, e.body()) from e
         if mem is None:
             raise HttpError(404, {"error": "memory not found"})
-        self._fan_out([mem])
+        if not defects.enabled("update_not_fanned_out"):
+            self._fan_out([mem])
         return mem
 
     def delete(self, id_: str) -> dict:
         if not self.store.delete(id_):
             raise HttpError(404, {"error": "memory not found"})
-        self._fan_out([], deletions=[id_], key=id_)
+        if not defects.enabled("delete_not_fanned_out"):
+            self._fan_out([], deletions=[id_], key=id_)
         return {"deleted": True}
 
     def promote(self, id_: str) -> dict:
         mem = self.store.update(id_, {"tier": "long", "expires_at": None})
         if mem is None:
             raise HttpError(404, {"error": "memory not found"})
-        self._fan_out([mem])
+        if not defects.enabled("promote_not_fanned_out"):
+            self._fan_out([mem])
         return {"id": id_, "promoted": True, "tier": "long"}
 
     def link(self, body: Any) -> dict:
@@ -253,7 +256,8 @@ class App:
             if self.store.get(id_) is None:
                 raise HttpError(404, {"error": f"memory not found: {id_}"})
         link = self.store.add_link(src, tgt, relation)
-        self._fan_out([], links=[link], key=f"{src}>{tgt}")
+        if not defects.enabled("link_not_fanned_out"):
+            self._fan_out([], links=[link], key=f"{src}>{tgt}")
         return {"linked": True}
 
     def consolidate(self, body: Any, headers: Any) -> dict:

@@ -10,6 +10,8 @@ has a timeout. Subcommands:
   read    every memory of a namespace on each node, paginated with an explicit limit
   probe   a single write (the quorum probes), with its status, body and latency
   bulk    seed rows through POST /api/v1/memories/bulk
+  ops     a planned mixed workload (stdin): one writer per node, one JSONL event per invoke and completion
+  state   every row of some namespaces and the links of some ids, on each node (the workload's convergence)
   health  poll GET /api/v1/health until "ok" or a deadline
   mcp     drive `ai-memory mcp` over stdio: initialize, tools/list, one tools/call
 """
@@ -400,6 +402,146 @@ def cmd_bulk(args: argparse.Namespace) -> int:
     return 0 if "error" not in out else 1
 
 
+def run_op(ep: Endpoint, op: dict) -> dict:
+    """One planned HTTP write, classified like `write_once`: ok (an answer in `ok_status`, carrying an id when
+    `want_id`), fail (definitely not applied: refused, or a 4xx) or info (unknown: timeout, 503, other 5xx)."""
+    t0 = time.monotonic()
+    headers = {"X-Agent-Id": op["agent"]} if op.get("agent") else {}
+    try:
+        status, _, payload = ep.request(op["method"], op["path"], op.get("body"), headers)
+    except Exception as exc:
+        kind, why = classify_error(exc)
+        return {"type": kind, "status": None, "error": why, "latency_ms": round((time.monotonic() - t0) * 1000, 3)}
+    latency = round((time.monotonic() - t0) * 1000, 3)
+    try:
+        parsed = json.loads(payload) if payload else None
+    except ValueError:
+        parsed = None
+    event: dict[str, Any] = {"status": status, "latency_ms": latency}
+    if isinstance(parsed, dict):
+        event["value"] = {k: parsed[k] for k in ("id", "created", "errors", "tier", "deleted", "promoted", "linked",
+                                                 "quorum_acks", "existing_id", "code", "title")
+                          if k in parsed and isinstance(parsed[k], (str, int, bool, list)) and parsed[k] is not None}
+        if isinstance(event["value"].get("errors"), list):
+            event["value"]["errors"] = [str(e)[:200] for e in event["value"]["errors"][:5]]
+    if status in op.get("ok_status", [200, 201]):
+        returned = parsed.get("id") if isinstance(parsed, dict) else None
+        if op.get("want_id") and not isinstance(returned, str):
+            event.update(type="info", error=f"{status} without a JSON body carrying an id")
+        else:
+            event["type"] = "ok"
+            if isinstance(returned, str):
+                event["id"] = returned
+    elif 400 <= status < 500:
+        event.update(type="fail", error=_short(parsed, payload))
+    else:
+        event.update(type="info", error=_short(parsed, payload))
+    return event
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    """Run a plan read from stdin, `{"nodes": {name: url}, "ops": [{kind, node, method, path, body, ...}]}`:
+    one sequential writer per node, all nodes at once, so the kinds interleave across the cluster."""
+    try:
+        plan = json.loads(sys.stdin.read())
+        nodes: dict[str, str] = plan["nodes"]
+        ops: list[dict] = plan["ops"]
+        for op in ops:
+            if op["node"] not in nodes:
+                raise KeyError(f"op for unknown node {op['node']!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"hostagent ops: bad plan on stdin: {exc}") from None
+    lock = threading.Lock()
+    out = sys.stdout
+
+    def run(node: str) -> None:
+        ep = Endpoint(nodes[node], args.timeout)
+        for op in (o for o in ops if o["node"] == node):
+            base = {"process": f"workload-{node}", "op": op.get("op", "write"), "kind": op["kind"], "node": node}
+            for key in ("title", "namespace", "agent"):
+                if op.get(key):
+                    base[key] = op[key]
+            if op.get("target"):
+                base["id"] = op["target"]
+            _emit(lock, out, {**base, "type": "invoke", "time": time.time(), "value": op.get("effect")})
+            _emit(lock, out, {**base, **run_op(ep, op), "time": time.time()})
+        ep.close()
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in nodes if any(o["node"] == n for o in ops)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 0
+
+
+_STATE_FIELDS = ("id", "title", "namespace", "content", "tags", "tier", "priority")
+
+
+def read_state(url: str, namespaces: list[str], link_ids: list[str], page: int, timeout: float) -> dict:
+    """What one node holds for the workload: every row of `namespaces` (the fields the workload changes) and
+    the links of `link_ids`. Offset paging is enough here: the caller polls, and judges only the last pass,
+    taken when nothing writes any more."""
+    ep = Endpoint(url, timeout)
+    rows: list[dict] = []
+    links: dict[str, list[dict]] = {}
+    try:
+        for ns in namespaces:
+            offset = 0
+            while True:
+                q = urllib.parse.urlencode({"namespace": ns, "limit": page, "offset": offset})
+                status, _, payload = ep.request("GET", f"{WRITE_PATH}?{q}")
+                if status != 200:
+                    return {"ok": False, "error": f"GET {WRITE_PATH} ({ns}) returned {status}: {payload[:200]!r}"}
+                batch = json.loads(payload)["memories"]
+                if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
+                    return {"ok": False, "error": f"unparsable list response for {ns}"}
+                rows.extend({k: m.get(k) for k in _STATE_FIELDS} for m in batch)
+                if not batch:
+                    break
+                offset += len(batch)
+        for id_ in link_ids:
+            status, _, payload = ep.request("GET", f"/api/v1/links/{urllib.parse.quote(id_, safe='')}")
+            if status == 404:
+                links[id_] = []
+                continue
+            if status != 200:
+                return {"ok": False, "error": f"GET /api/v1/links/{id_} returned {status}: {payload[:200]!r}"}
+            doc = json.loads(payload)
+            found = doc.get("links") if isinstance(doc, dict) else doc
+            if not isinstance(found, list):
+                return {"ok": False, "error": f"unparsable links response for {id_}"}
+            links[id_] = [{k: ln.get(k) for k in ("source_id", "target_id", "relation")}
+                          for ln in found if isinstance(ln, dict)]
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        ep.close()
+    return {"ok": True, "rows": rows, "links": links}
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    nodes = dict(item.split("=", 1) for item in args.nodes.split(",") if item)
+    namespaces = [n for n in args.namespace if n]
+    link_ids = [i for i in (args.links or "").split(",") if i]
+    results: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def one(name: str, url: str) -> None:
+        r = read_state(url, namespaces, link_ids, args.page, args.timeout)
+        with lock:
+            results[name] = r
+
+    threads = [threading.Thread(target=one, args=item, daemon=True) for item in nodes.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    json.dump(results, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.deadline
     last = "never answered"
@@ -549,6 +691,18 @@ def main(argv: list[str] | None = None) -> int:
     bk.add_argument("--chunk", type=int, default=500)
     bk.add_argument("--timeout", type=float, default=60.0)
     bk.set_defaults(fn=cmd_bulk)
+
+    op = sub.add_parser("ops", help="a planned mixed workload from stdin, JSONL history on stdout")
+    op.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    op.set_defaults(fn=cmd_ops)
+
+    st = sub.add_parser("state", help="rows of namespaces and links of ids, on each node")
+    st.add_argument("--nodes", required=True, help="name=url,name=url")
+    st.add_argument("--namespace", action="append", required=True, help="repeat for several namespaces")
+    st.add_argument("--links", help="comma list of memory ids whose links to read")
+    st.add_argument("--page", type=int, default=1000)
+    st.add_argument("--timeout", type=float, default=10.0)
+    st.set_defaults(fn=cmd_state)
 
     h = sub.add_parser("health", help="poll health until ok or the deadline")
     h.add_argument("--url", required=True)

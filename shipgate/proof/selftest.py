@@ -90,10 +90,13 @@ PLANS: dict[str, DefectPlan] = {
     "migrate_duplicates": DefectPlan(("migrate.idempotent.*", "postgres.rows_after_idempotent")),
     "pg_list_cap_1000": DefectPlan(("migrate.reverse.read", "counts.src_equals_dst", "content.roundtrip.identical")),
     "recall_hangs_offline": DefectPlan(("recall.answers",)),
-    "update_title_not_replicated": DefectPlan(
-        ("update.*",), pending="phase 2 writes no update yet (the wider replication workload adds them)"),
-    "bulk_tied_timestamps": DefectPlan(
-        ("catchup.*",), pending="phase 2 bulk-writes nothing while a peer is down yet (the wider workload adds it)"),
+    "update_title_not_replicated": DefectPlan(("update_title.*.replicated",)),
+    "bulk_tied_timestamps": DefectPlan(("bulk_catchup.*.replicated",)),
+    "update_not_fanned_out": DefectPlan(("update.*.replicated", "update_title.*.replicated")),
+    "delete_not_fanned_out": DefectPlan(("delete.*.replicated",)),
+    "promote_not_fanned_out": DefectPlan(("promote.*.replicated",)),
+    "link_not_fanned_out": DefectPlan(("link.*.replicated",)),
+    "bulk_fanout_drops_row": DefectPlan(("bulk.*.replicated",)),
 }
 
 MAX_CHECKS_PER_CELL = 12

@@ -38,6 +38,31 @@ class Phase1Settings(_Strict):
         20.0, gt=0, description="a CLI recall of a one-row database must answer within this; longer is a hang")
 
 
+class WorkloadSettings(_Strict):
+    """Phase 2's mixed replication workload after the burst (issue 17): every write path, through every node."""
+
+    enabled: bool = Field(True, description="run the workload (False: burst and probes only)")
+    updates: int = Field(6, ge=0, description="PUTs changing content and tags")
+    title_updates: int = Field(
+        2, ge=0, description="PUTs that also change the title; real 0.6.3 never replicates them (a product "
+                             "defect, refpeer's update_title_not_replicated), so 0 leaves that finding out")
+    promotes: int = Field(6, ge=0)
+    deletes: int = Field(6, ge=0)
+    links: int = Field(6, ge=0)
+    duplicates: int = Field(1, ge=0, description="re-POSTs of an existing (title, namespace), judged by the "
+                                                  "release's documented rule (0.6.3: upsert; 0.6.4+: 409)")
+    stores_per_node: int = Field(4, ge=0, description="plain stores through each node beyond the rows the "
+                                                       "other kinds need")
+    bulk_rows: int = Field(300, ge=0, le=1000, description="rows of the bulk import fanned out with every node up")
+    catchup_bulk_rows: int = Field(
+        600, ge=0, le=1000, description="rows of a bulk import while node-c is down, then repaired by catch-up; "
+                                        "above the 500-row catch-up page so a tied-timestamp cursor shows")
+    deadline_s: float = Field(
+        20.0, gt=0, description="how long a fan-out stage polls for convergence: with catch-up off every fan-out "
+                                "has ended 2 x quorum timeout + 250 ms after the last answer, so later is never")
+    namespace: str = "ship-gate-phase2-mix"
+
+
 class Phase2Settings(_Strict):
     quorum_writes: int = Field(2, ge=1)
     quorum_timeout_ms: int = Field(3000, ge=100)
@@ -58,6 +83,7 @@ class Phase2Settings(_Strict):
     repair_catchup_interval_secs: float | None = Field(
         1, description="catch-up interval when node-b and node-c restart after the probes")
     namespace: str = "ship-gate-phase2"
+    workload: WorkloadSettings = Field(default_factory=WorkloadSettings)
 
     _intervals = field_validator("burst_catchup_interval_secs", "repair_catchup_interval_secs")(_whole_seconds)
 
@@ -212,6 +238,15 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
     for phase, name, value, default, looser_of in looser:
         if phase in settings.phases and looser_of(value, default) != default:
             gaps.append(f"{name} {value} is looser than the release's {default}")
+    w, ref_w = settings.phase2.workload, ref.phase2.workload
+    if 2 in settings.phases and not w.enabled:
+        gaps.append("phase2.workload is disabled: only stores are checked for replication")
+    elif 2 in settings.phases:
+        fewer = [f"{k} {getattr(w, k)} < {getattr(ref_w, k)}" for k in
+                 ("updates", "title_updates", "promotes", "deletes", "links", "duplicates", "stores_per_node",
+                  "bulk_rows", "catchup_bulk_rows") if getattr(w, k) < getattr(ref_w, k)]
+        if fewer:
+            gaps.append(f"phase2.workload is smaller than the release's: {', '.join(fewer)}")
     return gaps
 
 

@@ -146,3 +146,7 @@ def test_release_shape_gaps_name_what_is_missing():
                     "phase2.min_node_fraction 0.5 is looser than the release's 0.95",
                     "phase4.max_lost 3 is looser than the release's 0"]
     assert release_shape_gaps(load_settings(overrides={"phase4": {"cycles": 200}})) == [], "more is fine"
+    small = load_settings(overrides={"phase2": {"workload": {"title_updates": 0, "bulk_rows": 900}}})
+    assert release_shape_gaps(small) == ["phase2.workload is smaller than the release's: title_updates 0 < 2"]
+    off = load_settings(overrides={"phase2": {"workload": {"enabled": False}}})
+    assert release_shape_gaps(off) == ["phase2.workload is disabled: only stores are checked for replication"]

@@ -9,7 +9,14 @@ and in `docs/real-target.md`:
   tier recall answers and finds the stored memory, and every other functional check passes;
 - phase 3 is red for one reason only: `migrate` out of Postgres reads at most 1000 rows (the Postgres store's
   `list` clamps its limit) and says nothing, so the reverse leg of the default 2500-row seed comes back short;
-- phases 2 and 4 are green at this shape.
+- phase 2 is red for two reasons only, both measured on the binary outside the gate
+  (`/work/notes/real-0.6.3-observed.md` §4-§5, `docs/release-history.md` hazard H1): a PUT that changes a
+  title is acknowledged but never replicates (the peers' `insert_if_newer` keys on the new title, collides on
+  the id and skips the row), and a bulk import missed by a down node-c never fully reaches it after its restart
+  (every row of one bulk request shares one `updated_at`, and the catch-up cursor `updated_at > last` skips the
+  rest of the tie after the first 500-row page). Every other write path of the workload (stores through every
+  node, content updates, promotes, deletes, links, the duplicate upsert, a fanned-out bulk) replicates;
+- phase 4 is green at this shape.
 
 A change that turns anything else red, or the recall hang green, is a change in what the gate says about the
 product and must be explained, not absorbed.
@@ -60,7 +67,7 @@ def test_the_run_is_complete_and_valid(real_run: Path):
     assert summary.phases_run == [1, 2, 3, 4]
     assert {r.artifact: r.status for r in summary.phase_results} == {
         "phase1-node-a.json": "fail", "phase1-node-b.json": "fail", "phase1-node-c.json": "fail",
-        "phase2.json": "pass", "phase3.json": "fail", "phase4.json": "pass"}
+        "phase2.json": "fail", "phase3.json": "fail", "phase4.json": "pass"}
 
 
 def test_the_inventory_records_the_release_and_its_probed_surface(real_run: Path):
@@ -90,9 +97,23 @@ def test_phase3_is_red_for_the_postgres_list_cap_and_nothing_else(real_run: Path
     assert rows > 1000 and report.report_forward.memories_written == rows
 
 
-def test_phase2_and_phase4_converge_on_the_real_product(real_run: Path):
+def test_phase2_is_red_for_the_title_update_and_the_bulk_tie_and_nothing_else(real_run: Path):
     p2 = Phase2Report.load(real_run / "phase2.json")
     assert p2.ok == 200 and p2.counts == {"a": 200, "b": 200, "c": 200}
+    not_passing = {c.id: c.status for c in p2.checks if c.status != "pass"}
+    renamed_on = {n for n, lst in p2.replication.kinds["update_title"].unreplicated.items() if lst}
+    assert not_passing == {**{f"update_title.{n}.replicated": "fail" for n in renamed_on},
+                           "bulk_catchup.node-c.replicated": "fail"}
+    assert renamed_on == {"node-a", "node-b", "node-c"}  # each rename is missing on the two nodes it was not sent to
+    kinds = p2.replication.kinds
+    assert p2.replication.duplicate_rule == "upsert"
+    assert {k for k, v in kinds.items() if v.status == "pass"} == {
+        "store", "update", "promote", "delete", "link", "duplicate", "bulk"}
+    lost = kinds["bulk_catchup"].unreplicated_count
+    assert set(lost) == {"node-c"} and 0 < lost["node-c"] < p2.settings["workload"]["catchup_bulk_rows"]
+
+
+def test_phase4_converges_on_the_real_product(real_run: Path):
     p4 = Phase4Report.load(real_run / "phase4.json")
     assert set(p4.faults) == {"kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer"}
     for fault, result in p4.faults.items():

@@ -291,3 +291,62 @@ def _elapsed(ref: list[str], env: dict[str, str]) -> float:
     subprocess.run([*ref, "recall", "needle", "-T", "keyword", "--json"], capture_output=True, timeout=30, env=env,
                    check=False)
     return time.monotonic() - t0
+
+
+def _get(p: PeerProc, id_: str) -> dict | None:
+    status, body = http_json(f"{p.url}/api/v1/memories/{id_}")
+    return body["memory"] if status == 200 else None
+
+
+def _link_pairs(p: PeerProc, id_: str) -> set[tuple[str, str]]:
+    status, body = http_json(f"{p.url}/api/v1/links/{id_}")
+    return {(ln["source_id"], ln["target_id"]) for ln in body["links"]} if status == 200 else set()
+
+
+MUTATION_DEFECTS = ["update_not_fanned_out", "delete_not_fanned_out", "promote_not_fanned_out",
+                    "link_not_fanned_out"]
+
+
+@pytest.mark.parametrize("defect", [None, *MUTATION_DEFECTS])
+def test_mutation_fan_out_defects_leave_the_peers_as_they_were(cluster: Cluster, defect: str | None) -> None:
+    """Each of v0.6.0's local-only mutations (and v0.6.1's local-only link): with catch-up off, as phase 2's
+    workload runs, the peers keep the state from before; every other mutation still fans out."""
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0, env=env_for(defect))
+    lead, peers = nodes[0], nodes[1:]
+    ids = [lead.post({"title": f"m{i}", "content": f"c{i}", "namespace": "mut"})[1]["id"] for i in range(4)]
+    assert all(wait_until(lambda p=p: len(p.titles("mut")) == 4, 10) for p in peers)
+    url = lead.url
+    answers = [http_json(f"{url}/api/v1/memories/{ids[0]}", "PUT", {"content": "new", "tags": ["u"]})[0],
+               http_json(f"{url}/api/v1/memories/{ids[1]}", "DELETE")[0],
+               http_json(f"{url}/api/v1/memories/{ids[2]}/promote", "POST")[0],
+               http_json(f"{url}/api/v1/links", "POST", {"source_id": ids[3], "target_id": ids[0]})[0]]
+    assert answers == [200, 200, 200, 201]  # acknowledged either way
+
+    def shows(p: PeerProc) -> dict[str, bool]:
+        upd, gone, prom = _get(p, ids[0]), _get(p, ids[1]), _get(p, ids[2])
+        return {"update_not_fanned_out": upd is not None and upd["content"] == "new" and upd["tags"] == ["u"],
+                "delete_not_fanned_out": gone is None,
+                "promote_not_fanned_out": prom is not None and prom["tier"] == "long",
+                "link_not_fanned_out": (ids[3], ids[0]) in _link_pairs(p, ids[3])}
+
+    others = [d for d in MUTATION_DEFECTS if d != defect]
+    for p in peers:
+        assert wait_until(lambda p=p: all(shows(p)[d] for d in others), 10), (defect, shows(p))
+    if defect is not None:
+        assert not wait_until(lambda: any(shows(p)[defect] for p in peers), window(defect)), defect
+        assert shows(lead)[defect]  # the leader itself applied it
+
+
+@pytest.mark.parametrize("defect", [None, "bulk_fanout_drops_row"])
+def test_bulk_fanout_drops_row_leaves_one_row_missing_on_one_peer(cluster: Cluster, defect: str | None) -> None:
+    nodes = cluster(n=3, quorum_writes=2, catchup_secs=0, env=env_for(defect))
+    titles = {f"b{i:03d}" for i in range(100)}
+    status, body = http_json(f"{nodes[0].url}/api/v1/memories/bulk", "POST",
+                             [{"title": t, "content": "b", "namespace": "bk"} for t in sorted(titles)])
+    assert (status, body) == (200, {"created": 100, "errors": []})
+    assert wait_until(lambda: nodes[1].titles("bk") == titles, 10)
+    if defect is None:
+        assert wait_until(lambda: nodes[2].titles("bk") == titles, 10)
+    else:
+        assert not wait_until(lambda: nodes[2].titles("bk") == titles, window(defect))
+        assert len(titles - nodes[2].titles("bk")) == 1

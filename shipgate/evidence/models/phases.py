@@ -24,6 +24,7 @@ from shipgate.evidence.models.common import (
     redact_url,
 )
 from shipgate.evidence.models.history import ClockOffset
+from shipgate.evidence.models.replication import ReplicationReport
 from shipgate.evidence.phase_ids import PHASE_NAMES as PHASE_NAMES  # re-exported
 
 
@@ -205,6 +206,8 @@ class Phase2Report(PhaseReportBase):
                                           "unreachable without a word) -> every probe write, in order")
     probe_latency_ms: dict[str, Quantiles] = Field(
         default_factory=dict, description="probe kind -> latency distribution of its writes at the client")
+    replication: ReplicationReport | None = Field(
+        None, description="the mixed workload after the burst: per operation kind, what replicated where")
 
 
 # --- phase 3 -------------------------------------------------------------------------------------------

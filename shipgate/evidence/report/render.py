@@ -149,6 +149,20 @@ class PhaseView:
     raw: str | None = None
     problem: str | None = None
     problem_title: str = ""
+    replication: list[ReplicationRow] = field(default_factory=list)
+    replication_nodes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReplicationRow:
+    """One operation kind of phase 2's workload: its verdict, time to converge and what did not replicate, per node."""
+
+    kind: str
+    status: str
+    ops: str
+    ttc: list[str]
+    missing: list[str]
+    reason: str
 
 
 @dataclass
@@ -194,6 +208,25 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
     return out
 
 
+def _replication_rows(r: PhaseReportBase) -> tuple[list[str], list[ReplicationRow]]:
+    rep = getattr(r, "replication", None)
+    if rep is None:
+        return [], []
+    nodes = sorted({n for v in rep.kinds.values() for n in v.time_to_converge_s})
+    rows = []
+    for v in rep.kinds.values():
+        ttc = [("—" if v.status == "skipped" else "never" if v.time_to_converge_s.get(n) is None
+                else f"{v.time_to_converge_s[n]:.2f} s") for n in nodes]
+        missing = []
+        for n in nodes:
+            lst, count = v.unreplicated.get(n, []), v.unreplicated_count.get(n, 0)
+            text = "; ".join(f"{u.key}: {u.why}" for u in lst[:3]) + (f" (+{count - 3} more)" if count > 3 else "")
+            missing.append(f"{count}: {text}" if count else "")
+        ops = "" if v.status == "skipped" else f"{v.ok}/{v.ops} ok, {v.fail} fail, {v.indeterminate} info, {v.effects} effects"
+        rows.append(ReplicationRow(v.kind, v.status, ops, ttc, missing, v.reason or ""))
+    return nodes, rows
+
+
 def _phase_view(art: PhaseArtifact, durations: dict[str, float]) -> PhaseView:
     stem = art.name.removesuffix(".json")
     r = art.report
@@ -209,6 +242,7 @@ def _phase_view(art: PhaseArtifact, durations: dict[str, float]) -> PhaseView:
     view.checks = [_check_view(c) for c in r.checks]
     view.reasons = [x for x in r.reasons if x]
     view.figures = _figures(r)
+    view.replication_nodes, view.replication = _replication_rows(r)
     if not r.checks:
         view.problem_title = "no evidence"
         view.problem = r.error or "this report records no checks, so it proves nothing"

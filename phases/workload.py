@@ -19,10 +19,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from phases.base import Checks, PhaseContext, write_history
+from shipgate import checker
 from shipgate.checker.replication import (
     KIND_NEEDS,
     KINDS,
@@ -148,22 +150,22 @@ def _run_ops(ctx: PhaseContext, ops: list[dict], timeout_s: float) -> list[dict]
 
 def _poll(ctx: PhaseContext, exps: list[Expectation], kinds: set[str], namespaces: list[str], deadline_s: float,
           start: float) -> tuple[dict, dict, dict]:
-    """Read every node until each shows every expectation of every kind, or the deadline."""
+    """Read every node until each shows every expectation of every kind, or the deadline (the one poll)."""
     nodes = ",".join(f"{h}={ctx.inventory.peer_url(h)}" for h in PEER_NAMES)
     sources = sorted({str(x.spec["source_id"]) for x in exps if x.what == "link"})
     args = ["state", "--nodes", nodes, *[a for ns in namespaces for a in ("--namespace", ns)]]
     if sources:
         args += ["--links", ",".join(sources)]
-    deadline = time.monotonic() + deadline_s
     ttc: dict[str, dict[str, float | None]] = {}
-    while True:
-        states = service.agent_json(ctx.access, "chaos", args, timeout=60)
-        misses = unmet(exps, states)
-        sat = kinds_satisfied(misses, kinds)
+
+    def done_by_node(states: Mapping[str, Any]) -> dict[str, bool]:
+        sat = kinds_satisfied(unmet(exps, states), kinds)
         track(ttc, sat, time.monotonic() - start)
-        if all(all(v.values()) for v in sat.values()) or time.monotonic() >= deadline:
-            return states, misses, ttc
-        time.sleep(POLL_S)  # poll interval
+        return {n: all(sat[k].get(n, False) for k in sat) for n in PEER_NAMES}
+
+    conv = checker.poll(lambda: service.agent_json(ctx.access, "chaos", args, timeout=60), list(PEER_NAMES), None,
+                        done_by_node=done_by_node, deadline_s=deadline_s, start=start, interval_s=POLL_S)
+    return dict(conv.reads), unmet(exps, conv.reads), ttc
 
 
 def _stage(ctx: PhaseContext, name: str, ops: list[dict], namespaces: list[str], all_events: list[dict],

@@ -81,8 +81,9 @@ class Convergence:
 def poll(
     read: Callable[[], Reads],
     nodes: Sequence[str],
-    node_done: NodeDone,
+    node_done: NodeDone | None,
     *,
+    done_by_node: Callable[[Reads], Mapping[str, bool]] | None = None,
     deadline_s: float,
     start: float,
     interval_s: float,
@@ -90,7 +91,11 @@ def poll(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Convergence:
-    """Read until the condition holds or the deadline passes (see the module docstring)."""
+    """Read until the condition holds or the deadline passes (see the module docstring). `done_by_node`, instead
+    of `node_done`, judges all reads at once, for conditions one node's read cannot decide alone (a bulk row's
+    identity is the id the receiving node gave it)."""
+    if (node_done is None) == (done_by_node is None):
+        raise TypeError("poll needs exactly one of node_done and done_by_node")
     began = clock()
     deadline = began + deadline_s
     node_seconds: dict[str, float | None] = dict.fromkeys(nodes)
@@ -99,7 +104,11 @@ def poll(
         reads = dict(read())
         polls += 1
         now = clock()
-        done = {node: node_done(reads.get(node) or {}) for node in nodes}
+        if done_by_node is not None:
+            by_node = done_by_node(reads)
+            done = {node: bool(by_node.get(node)) for node in nodes}
+        else:
+            done = {node: node_done(reads.get(node) or {}) for node in nodes}  # type: ignore[misc]
         for node in nodes:
             if node_seconds[node] is None and done[node]:
                 node_seconds[node] = round(now - start, 3)

@@ -17,7 +17,8 @@ Pure, like the chaos checker: it sees the workload's history (invoke, then ok / 
   showed every acknowledged effect of the kind, and still did at the last poll.
 
 The poll itself (reading the nodes until every kind converged or the deadline) lives with the phase; this
-module only turns (history, node states) into verdicts, so it can be merged into the one history judge.
+module only turns (history, node states) into verdicts. Pairing and the meaning of each completion are the one
+history judge's (`history.tally`), shared with the burst and phase 4.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipgate.checker.history import Outcome, tally
 from shipgate.evidence.models.replication import KindVerdict, UnreplicatedOp
 
 # The kinds phase 2 plans, in report order. `update` changes content and tags; `update_title` renames as
@@ -55,7 +57,7 @@ def duplicate_rule(version: str | None) -> str | None:
 
 @dataclass
 class Op:
-    """One operation: its invoke and (when the history has one) its completion."""
+    """One workload operation, as the one history judge (`shipgate.checker.history`) paired and judged it."""
 
     kind: str
     process: str
@@ -63,10 +65,12 @@ class Op:
     invoke: Mapping[str, Any]
     done: Mapping[str, Any] | None = None
     index: int | None = None
+    outcome: Outcome = "info"
 
     @property
-    def type(self) -> str:
-        return str(self.done.get("type")) if self.done else "info"
+    def type(self) -> Outcome:
+        """ok / fail / info by `history.outcome` (a store's 201 without an id is info here as everywhere)."""
+        return self.outcome
 
     @property
     def effect(self) -> Mapping[str, Any]:
@@ -75,21 +79,19 @@ class Op:
 
 
 def pair(events: Sequence[Mapping[str, Any]]) -> list[Op]:
-    """Invoke/completion pairs; each process is sequential, so its next completion is its invoke's. An invoke
-    with no completion (the agent died) is indeterminate."""
-    open_: dict[str, Op] = {}
+    """The workload's operations (events with a `kind`), paired and judged by `history.tally`, in history
+    order; an invoke with no completion (the agent died) is indeterminate."""
+    position = {id(e): i for i, e in enumerate(events)}
     ops: list[Op] = []
-    for i, e in enumerate(events):
-        if not e.get("kind"):
-            continue
-        proc = str(e.get("process"))
-        if e.get("type") == "invoke":
-            op = Op(kind=str(e["kind"]), process=proc, node=e.get("node"), invoke=e)
-            open_[proc] = op
-            ops.append(op)
-        elif proc in open_:
-            op = open_.pop(proc)
-            op.done, op.index = e, int(e.get("index", i))
+    for kt in tally([e for e in events if e.get("kind")]):
+        for o in kt.ops:
+            if o.invoke is None:  # a completion with no invoke: nothing was asked, nothing to judge
+                continue
+            index = o.completion.get("index", position.get(id(o.completion))) if o.completion else None
+            ops.append(Op(kind=str(o.invoke["kind"]), process=o.process, node=o.invoke.get("node"),
+                          invoke=o.invoke, done=o.completion, index=None if index is None else int(index),
+                          outcome=o.outcome))
+    ops.sort(key=lambda o: position.get(id(o.invoke), 0))
     return ops
 
 

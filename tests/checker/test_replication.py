@@ -16,6 +16,7 @@ from shipgate.checker.replication import (
 )
 
 NODES = ("node-a", "node-b", "node-c")
+OP_OF = {"store": "write", "update_title": "update", "bulk_catchup": "bulk"}  # the HTTP path, as phases/workload.py
 
 
 class H:
@@ -26,7 +27,7 @@ class H:
 
     def op(self, kind: str, node: str, effect: dict, typ: str = "ok", status: int | None = 200,
            id: str | None = None) -> H:
-        base = {"process": f"workload-{node}", "op": "write", "kind": kind, "node": node}
+        base = {"process": f"workload-{node}", "op": OP_OF.get(kind, kind), "kind": kind, "node": node}
         self.events.append({**base, "type": "invoke", "time": 1.0, "value": effect, "index": len(self.events)})
         done = {**base, "type": typ, "status": status, "time": 1.1, "index": len(self.events)}
         if id:
@@ -167,3 +168,12 @@ def test_duplicate_rule_follows_the_release() -> None:
     assert duplicate_rule("ai-memory 0.6.3") == "upsert" and duplicate_rule("0.6.0") == "upsert"
     assert duplicate_rule("ai-memory 0.6.3.1") == "conflict" and duplicate_rule("ai-memory 0.6.4") == "conflict"
     assert duplicate_rule("ai-memory 0.10.0") == "conflict" and duplicate_rule(None) is None
+
+
+def test_a_store_acknowledged_without_an_id_means_what_it_means_in_the_burst_and_phase_4():
+    """The one history judge decides: a 201 with no id is indeterminate, so its memory is never blamed."""
+    h = H().op("store", "node-a", {"rows": [{"title": "t9", "namespace": "mix", "content": "c"}]}, status=201)
+    ops = pair(h.events)
+    assert [o.type for o in ops] == ["info"]
+    exps, uncertain = expectations(ops)
+    assert exps == [] and uncertain

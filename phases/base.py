@@ -115,22 +115,6 @@ class Stopwatch:
         return Timing(started_at=self.started_at, finished_at=now(), duration_s=self.elapsed)
 
 
-def parse_json_stdout(res: CommandResult) -> tuple[Any | None, str | None]:
-    """The one JSON document a `--json` command prints, or (None, why not)."""
-    if res.error:
-        return None, f"{res.host}: {res.error}"
-    text = res.stdout.strip()
-    if res.exit_code != 0:
-        return None, f"exit {res.exit_code}: {(res.stderr.strip() or text)[-300:]}"
-    if not text:
-        return None, "empty stdout"
-    try:
-        return json.loads(text), None
-    except ValueError:
-        # Real programs sometimes print pretty JSON; only one document is allowed.
-        return None, f"stdout is not one JSON document: {text[:200]!r}"
-
-
 def cli(db: str, *args: str, env: dict[str, str] | None = None) -> str:
     """An `ai-memory` command line against an explicit database."""
     words = " ".join(shlex.quote(f"{k}={v}") for k, v in {"AI_MEMORY_DB": db, **(env or {})}.items())

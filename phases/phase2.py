@@ -16,7 +16,6 @@ from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
 from shipgate.client import calls, output
-from shipgate.clock import Pending, PollTimeout, poll_until
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.target import service
@@ -202,25 +201,22 @@ def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     if p1.get("status") != 201:
         checks.skipped("catchup.after_restart", "probe rows on node-b and node-c", "probe 1 was not acknowledged")
         return
+    deadline = time.monotonic() + s.convergence_deadline_s
     catch: dict[str, Any] = {}
     t0 = time.monotonic()
-
-    def missing() -> dict[str, list[str]] | Pending:
-        now: dict[str, list[str]] = {}
+    missing_now: dict[str, list[str]] = {}
+    while True:
+        missing_now = {}
         for ns, title in expected.items():
             conv = _read(ctx, ns, ["node-b", "node-c"])
             for host in ("node-b", "node-c"):
                 node = conv.get(host) or {}
                 titles = {r.get("title") for r in node.get("rows", [])} if node.get("ok") else set()
                 if title not in titles:
-                    now.setdefault(host, []).append(title)
-        return Pending(now) if now else now
-
-    try:
-        missing_now = poll_until(missing, deadline_s=s.convergence_deadline_s, interval_s=0.25,
-                                 what="node-b and node-c hold the probe rows")
-    except PollTimeout as late:
-        missing_now = late.last
+                    missing_now.setdefault(host, []).append(title)
+        if not missing_now or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)  # poll interval
     catch["seconds"] = round(time.monotonic() - t0, 3)
     catch["missing"] = missing_now
     facts.setdefault("details", {})["catchup_after_restart"] = catch
@@ -240,23 +236,20 @@ def poll_convergence(ctx: PhaseContext, namespace: str, acked: dict[str, str], h
     Returns counts, per-node missing titles, unexpected rows, duplicate titles, list anomalies and
     time-to-converge per node (seconds after `start`, None when it never converged). A row no
     attempted write produced is unexpected; a 503'd write that surfaces is not (503 keeps the row)."""
+    deadline = time.monotonic() + deadline_s
     converged_at: dict[str, float | None] = dict.fromkeys(hosts)
-
-    def everywhere() -> dict[str, Any] | Pending:
-        reads = _read(ctx, namespace, hosts)
+    last: dict[str, Any] = {}
+    while True:
+        last = _read(ctx, namespace, hosts)
         for host in hosts:
-            node = reads.get(host) or {}
+            node = last.get(host) or {}
             if converged_at[host] is None and node.get("ok"):
                 ids = {r.get("id") for r in node["rows"]}
                 if all(i in ids for i in acked):
                     converged_at[host] = round(time.monotonic() - start, 3)
-        return reads if all(v is not None for v in converged_at.values()) else Pending(reads)
-
-    try:
-        last = poll_until(everywhere, deadline_s=deadline_s, interval_s=0.25,
-                          what=f"every acknowledged write of {namespace} on every node")
-    except PollTimeout as late:
-        last = late.last
+        if all(v is not None for v in converged_at.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)  # poll interval
     counts: dict[str, int | None] = {}
     missing: dict[str, list[str]] = {}
     unexpected: dict[str, list[str]] = {}

@@ -50,7 +50,7 @@ from typing import Any
 from phases.base import PhaseContext, Stopwatch, write_history
 from shipgate import checker
 from shipgate.client import calls, output
-from shipgate.clock import Pending, PollTimeout, poll_until, sleep_until
+from shipgate.clock import sleep_until
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import Check, FaultResult, Phase4Report
 from shipgate.hosts import shell
@@ -623,17 +623,14 @@ def _poll_convergence(ctx: PhaseContext, cluster: Cluster, namespace: str, acked
     """Read every node until each holds every acknowledged id and all hold the same rows, or the deadline.
 
     Returns the last reads and the seconds from `start` (the burst's end) to convergence (None: never)."""
-    def converged() -> tuple[dict[str, Any], float] | Pending:
+    deadline = time.monotonic() + deadline_s
+    while True:
         reads = _read(ctx, cluster, namespace)
         if _converged(reads, cluster.names, acked):
             return reads, round(time.monotonic() - start, 3)
-        return Pending(reads)
-
-    try:
-        return poll_until(converged, deadline_s=max(0.0, deadline_s), interval_s=POLL_INTERVAL_S,
-                          what=f"{namespace} converged on every node")
-    except PollTimeout as late:
-        return late.last, None
+        if time.monotonic() >= deadline:
+            return reads, None
+        time.sleep(POLL_INTERVAL_S)  # poll interval of a deadline-bounded poll
 
 
 def _converged(reads: dict[str, Any], names: list[str], acked: set[str]) -> bool:

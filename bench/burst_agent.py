@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from refpeer.testing import free_ports, make_cluster  # noqa: E402
 
-AGENT = ROOT / "phases" / "agents" / "hostagent.py"
+AGENT = ROOT / "shipgate" / "client" / "hostagent.py"
 BODY = b'{"id":"00000000-0000-4000-8000-000000000000","quorum_acks":2}'
 RESPONSE = (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)

@@ -29,7 +29,7 @@ from shipgate.run.context import Phase, PhaseContext, Progress
 from shipgate.run.settings import GateSettings
 
 __all__ = ["Checks", "Phase", "PhaseContext", "PhaseEntry", "Progress", "Stopwatch", "cli", "host_unreachable",
-           "now", "parse_json_stdout", "write_history"]
+           "now", "write_history"]
 
 Runner = Callable[[PhaseContext], PhaseReportBase | list[PhaseReportBase]]
 Settle = Callable[[GateSettings], GateSettings]
@@ -136,22 +136,6 @@ class Stopwatch:
 
     def timing(self) -> Timing:
         return Timing(started_at=self.started_at, finished_at=now(), duration_s=self.elapsed)
-
-
-def parse_json_stdout(res: CommandResult) -> tuple[Any | None, str | None]:
-    """The one JSON document a `--json` command prints, or (None, why not)."""
-    if res.error:
-        return None, f"{res.host}: {res.error}"
-    text = res.stdout.strip()
-    if res.exit_code != 0:
-        return None, f"exit {res.exit_code}: {(res.stderr.strip() or text)[-300:]}"
-    if not text:
-        return None, "empty stdout"
-    try:
-        return json.loads(text), None
-    except ValueError:
-        # Real programs sometimes print pretty JSON; only one document is allowed.
-        return None, f"stdout is not one JSON document: {text[:200]!r}"
 
 
 def cli(db: str, *args: str, env: dict[str, str] | None = None) -> str:

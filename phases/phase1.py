@@ -14,7 +14,8 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable, parse_json_stdout
+from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
+from shipgate.client import calls, output
 from shipgate.evidence.models import BackupEvidence, CuratorReport, Phase1NodeReport, Stats
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.target import service
@@ -97,7 +98,7 @@ def _node_steps(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
     content = f"functional check on {hostname}"
     res = _run(ctx, host, cli(db, "store", "--title", f"phase1-{hostname}", "--content", content,
                               "--tier", "mid", "--namespace", NAMESPACE, "--json"))
-    stored, why = parse_json_stdout(res)
+    stored, why = output.document(res)
     raw_id = stored.get("id") if isinstance(stored, dict) else None
     mem_id = raw_id if isinstance(raw_id, str) and raw_id else None
     checks.add("store", "exit 0 with the stored memory's id", raw_id, None if why else bool(mem_id),
@@ -107,7 +108,7 @@ def _node_steps(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
 
     # stats
     res = _run(ctx, host, cli(db, "stats", "--json"))
-    stats, why = parse_json_stdout(res)
+    stats, why = output.document(res)
     if isinstance(stats, dict) and isinstance(stats.get("total"), int):
         facts["stats"] = checks.model(stats, Stats, "stats")
         checks.add("stats.total", ">= 1", stats["total"], stats["total"] >= 1)
@@ -118,7 +119,7 @@ def _node_steps(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, A
 
     # curator
     res = _run(ctx, host, cli(db, "curator", "--once", "--dry-run", "--max-ops", "10", "--json"))
-    curator, why = parse_json_stdout(res)
+    curator, why = output.document(res)
     if isinstance(curator, dict) and isinstance(curator.get("errors"), list):
         facts["curator"] = checks.model(curator, CuratorReport, "curator")
         errs = curator["errors"]
@@ -151,7 +152,7 @@ def _recall_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
         tier = "keyword"
         res = _run(ctx, host, cli(db, "recall", content, "--limit", "5", "--tier", tier, "--json"), timeout=deadline)
     facts["recall_tier"] = tier
-    recalled, why = parse_json_stdout(res)
+    recalled, why = output.document(res)
     mems = recalled.get("memories") if isinstance(recalled, dict) else None
     on = f" (tier {tier}: the default tier hung)" if tier else None
     if isinstance(mems, list):
@@ -225,15 +226,11 @@ def _backup_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
 def _mcp_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str, Any], db: str,
                 mem_id: str | None, title: str, tool_min: int, profile: str) -> None:
     call = {"name": "memory_get", "arguments": {"id": mem_id}} if mem_id else None
-    args = ["mcp", "--db", db, "--profile", profile, "--timeout", "20"]
-    if call:
-        args += ["--call", json.dumps(call)]
-    res = service.agent(ctx.access, host, args, timeout=40)
+    res = service.agent(ctx.access, host, calls.mcp(db, profile=profile, timeout_s=20, call=call), timeout=40)
     facts["mcp_profile_requested"] = profile or None
-    try:
-        doc = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        checks.error("mcp.tool_count", f">= {tool_min}", f"mcp probe printed no JSON: {(res.error or res.stderr)[-300:]}")
+    doc, why = output.agent_object(res, "host agent mcp")
+    if doc is None:
+        checks.error("mcp.tool_count", f">= {tool_min}", str(why))
         return
     init = _obj(doc.get("initialize"))
     server = _obj(_obj(init.get("result")).get("serverInfo")).get("name")
@@ -297,8 +294,7 @@ def _restart_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[st
         if bad[host]:
             checks.error("serve.restart_survival", "write present after restart", f"serve not healthy: {bad[host]}")
             return
-        probe = service.agent_json(ctx.access, "chaos", ["probe", "--url", url, "--namespace", NAMESPACE,
-                                                         "--title", title, "--timeout", "10"], timeout=30)
+        probe = service.agent_json(ctx.access, "chaos", calls.probe(url, NAMESPACE, title, timeout_s=10), timeout=30)
         try:
             written_id = json.loads(probe.get("body") or "{}").get("id") if probe.get("status") == 201 else None
         except ValueError:
@@ -312,8 +308,7 @@ def _restart_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[st
         if bad[host]:
             checks.add("serve.restart_survival", "healthy after restart", bad[host], False)
             return
-        read = service.agent_json(ctx.access, "chaos", ["read", "--nodes", f"{host}={url}", "--namespace", NAMESPACE],
-                                  timeout=30)
+        read = service.agent_json(ctx.access, "chaos", calls.read({host: url}, NAMESPACE), timeout=30)
         node = read.get(host) or {}
         if not node.get("ok"):
             checks.error("serve.restart_survival", written_id, f"cannot list after restart: {node.get('error')}")

@@ -18,6 +18,7 @@ from typing import Any
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
 from phases.workload import run_workload
 from shipgate import checker, nemesis
+from shipgate.client import calls, output
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.nemesis import FaultEvidence
@@ -79,15 +80,18 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
 
     # Burst: every agent starts together (a barrier on the chaos host); each writes sequentially.
     ctx.progress(f"phase 2: burst {len(s.agents)} agents x {s.writes_per_agent} writes -> node-a")
-    burst = service.agent(ctx.access, "chaos", [
-        "burst", "--url", node_a, "--node", "node-a", "--namespace", s.namespace, "--agents", ",".join(s.agents),
-        "--writes", str(s.writes_per_agent), "--timeout", str(s.quorum_timeout_ms / 1000 + 7), "--source", "api",
-    ], timeout=max(120.0, len(s.agents) * s.writes_per_agent * 1.0))
+    burst = service.agent(ctx.access, "chaos", calls.burst(
+        node_a, s.namespace, node="node-a", agents=s.agents, writes=s.writes_per_agent,
+        timeout_s=s.quorum_timeout_ms / 1000 + 7, source="api",
+    ), timeout=max(120.0, len(s.agents) * s.writes_per_agent * 1.0))
     burst_end = time.monotonic()
     if burst.error:
         raise ServiceError("chaos", f"burst agent: {burst.error}")
     history_file = ctx.history_dir / "phase2-burst.jsonl"
-    events = [{**json.loads(line), "clock": "chaos"} for line in burst.stdout.splitlines() if line.strip()]
+    events, bad = output.agent_events(burst)
+    if bad:
+        raise ServiceError("chaos", f"burst agent printed {len(bad)} lines that are not JSON objects: {bad[0][:200]!r}")
+    events = [{**e, "clock": "chaos"} for e in events]
     write_history(history_file, events)
     facts["history"] = [str(history_file.relative_to(ctx.run_dir))]
     writes = checker.tally(events).get("write")
@@ -176,9 +180,8 @@ def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     facts["quorum_miss_rule"] = rule.source
     ctx.progress("phase 2: probe 1 (node-b down, expect 201)")
     service.stop_serve(ctx.access, "node-b")
-    p1 = service.agent_json(ctx.access, "chaos", ["probe", "--url", node_a, "--namespace", f"{s.namespace}-probe1",
-                                                  "--title", "probe1", "--timeout", str(timeout_s + 15)],
-                            timeout=timeout_s + 40)
+    p1 = service.agent_json(ctx.access, "chaos", calls.probe(node_a, f"{s.namespace}-probe1", "probe1",
+                                                             timeout_s=timeout_s + 15), timeout=timeout_s + 40)
     facts["probe1_single_peer_down"] = str(p1.get("status") if p1.get("status") is not None else p1.get("error"))
     facts.setdefault("probes", {})["probe1"] = _probe_model(201, p1)
     checks.add("probe1.single_peer_down", 201, p1.get("status"), p1.get("status") == 201, p1.get("body") or p1.get("error"))
@@ -225,9 +228,9 @@ def _miss_probes(ctx: PhaseContext, namespace: str, prefix: str) -> list[dict]:
     s = ctx.settings.phase2
     runs: list[dict] = []
     for i in range(1, s.quorum_probes + 1):
-        raw = service.agent_json(ctx.access, "chaos", [
-            "probe", "--url", ctx.inventory.peer_url("node-a"), "--namespace", namespace, "--title", f"{prefix}-{i}",
-            "--timeout", str(_client_timeout(ctx))], timeout=_client_timeout(ctx) + 30)
+        raw = service.agent_json(ctx.access, "chaos", calls.probe(ctx.inventory.peer_url("node-a"), namespace,
+                                                                  f"{prefix}-{i}", timeout_s=_client_timeout(ctx)),
+                                 timeout=_client_timeout(ctx) + 30)
         raw["title"] = f"{prefix}-{i}"
         runs.append(raw)
         latency = raw.get("latency_ms")
@@ -358,9 +361,8 @@ def _read_merged(ctx: PhaseContext, namespaces: list[str], hosts: list[str]) -> 
 
 
 def _read(ctx: PhaseContext, namespace: str, hosts: list[str]) -> dict[str, Any]:
-    nodes = ",".join(f"{h}={ctx.inventory.peer_url(h)}" for h in hosts)
-    return service.agent_json(ctx.access, "chaos", ["read", "--nodes", nodes, "--namespace", namespace,
-                                                    "--page", "1000"], timeout=60)
+    nodes = {h: ctx.inventory.peer_url(h) for h in hosts}
+    return service.agent_json(ctx.access, "chaos", calls.read(nodes, namespace, page=1000), timeout=60)
 
 
 def _probe_model(expected: int, raw: dict[str, Any]) -> ProbeResult:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
+from shipgate.client import calls
 from shipgate.evidence.models import ContentComparison, MigrateReport, Phase3Report
 from shipgate.target import service
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
@@ -193,8 +194,8 @@ def _seed(ctx: PhaseContext, checks: Checks, rows: int, method: str, namespace: 
         if bad[HOST]:
             checks.error("seed", rows, f"serve for seeding not healthy: {bad[HOST]}")
             return 0
-        doc = service.agent_json(ctx.access, "chaos", ["bulk", "--url", ctx.inventory.peer_url(HOST),
-                                                       "--namespace", namespace, "--count", str(rows)], timeout=300)
+        doc = service.agent_json(ctx.access, "chaos", calls.bulk(ctx.inventory.peer_url(HOST), namespace, rows),
+                                 timeout=300)
         service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME, signal="INT")
         statuses = [r.get("status") for r in doc.get("responses", [])]
         if doc.get("error") or any(st not in (200, 201) for st in statuses):

@@ -54,9 +54,11 @@ from typing import Any
 
 from phases.base import PhaseContext, Stopwatch, write_history
 from shipgate import checker, nemesis
+from shipgate.client import calls, output
+from shipgate.clock import sleep_until
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import Check, ClockOffset, FaultResult, Phase4Report
-from shipgate.hosts import clock
+from shipgate.hosts import clock, shell
 from shipgate.hosts.ssh import CommandResult, HostError
 from shipgate.run.settings import Phase4Settings
 from shipgate.target import service
@@ -304,11 +306,11 @@ def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
 
 def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
     """Start a node again on the same database (after a SIGKILL: crash recovery), once the killed process is
-    gone, its listening port included (`service.GONE`): a restart before that fails to bind, a false red."""
+    gone, its listening port included (`shell.gone`): a restart before that fails to bind, a false red."""
     if node.pid:
         port = int(node.spec.port)
-        res = ctx.access.run(node.host, f"{service.GONE}for i in $(seq 500); do gone {int(node.pid)} {port} && "
-                                        "exit 0; sleep 0.02; done; exit 1", timeout=20)
+        res = ctx.access.run(node.host, shell.PROCESS + shell.poll(shell.gone(int(node.pid), port), deadline_s=10,
+                                                                   interval_s=0.02), timeout=20)
         if not res.ok:
             raise ClassAborted(f"{node.name}: pid {node.pid} or its port {port} still held 10 s after SIGKILL: "
                                f"{res.describe()}")
@@ -332,8 +334,7 @@ def _wait_healthy(ctx: PhaseContext, cluster: Cluster, nodes: list[Node], deadli
 def _process_facts(ctx: PhaseContext, node: Node) -> str:
     """What the host says about a node that does not answer: its process state and the listening sockets."""
     pid = int(node.pid or 0)
-    res = ctx.access.run(node.host, f"ps -o pid=,stat=,etime=,args= -p {pid} || echo 'pid {pid} gone'; "
-                                    f"ss -ltn 2>/dev/null | grep -c ':{node.spec.port} ' || true", timeout=15)
+    res = ctx.access.run(node.host, shell.describe(pid, node.spec.port), timeout=15)
     return " ".join((res.stdout or res.error or "").split())[-300:]
 
 
@@ -391,7 +392,7 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
     launched = time.monotonic()
     thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
     thread.start()
-    _sleep_until(launched + lead + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
+    sleep_until(launched + lead + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
     outcome = _inject(ctx, cluster, fault, s)
     thread.join(burst_limit + 5)
     burst_end = time.monotonic()
@@ -401,9 +402,7 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
     if res is None or res.error:
         problem = f"burst on the chaos host failed: {res.error if res else 'did not return'}"
     else:
-        for line in res.stdout.splitlines():
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
+        events, _ = output.agent_events(res)  # a line left out shows as a write missing from the history
     for e in events:
         e.update(cycle=n, fault=fault, clock=offset.host)
     _recover(ctx, cluster, fault, outcome)
@@ -430,12 +429,6 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
 def _on_operator(event: dict[str, Any], offset: clock.Offset) -> float:
     """An event's stamp on the operator's clock, so client and nemesis events compare and sort together."""
     return clock.to_reference(float(event.get("time", 0.0)), event.get("clock"), offset)
-
-
-def _sleep_until(t: float) -> None:
-    delay = t - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
 
 
 def _evidence_lines(ev: Any) -> list[str]:
@@ -496,7 +489,7 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
                                lambda: nemesis.partition(acc, inv, node.host, peers, port=cluster.nodes[1].spec.port))
         if ev is not None:
             out.started_at = ev.started_at
-            _sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
+            sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
         healed = _nemesis_call(out, "heal", lambda: nemesis.heal(acc, inv, node.host))
         if ev is None:
             return out
@@ -514,7 +507,7 @@ def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) 
         ev = _nemesis_call(out, "pause", lambda: nemesis.pause(acc, node.host, node.pid))
         if ev is not None:
             out.started_at = ev.started_at
-            _sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
+            sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
         resumed = _nemesis_call(out, "resume", lambda: nemesis.resume(acc, node.host, node.pid))
         if ev is None:
             return out
@@ -630,14 +623,7 @@ def _in_flight(events: list[dict[str, Any]], t0: float, t1: float) -> int:
 
 
 def _read(ctx: PhaseContext, cluster: Cluster, namespace: str) -> dict[str, Any]:
-    nodes = ",".join(f"{n.name}={n.url}" for n in cluster.nodes)
-    res = service.agent(ctx.access, "chaos", ["read", "--nodes", nodes, "--namespace", namespace, "--page", "1000",
-                                              "--timeout", "5"], timeout=40)
-    try:
-        doc = json.loads(res.stdout.strip().splitlines()[-1])
-        if isinstance(doc, dict):
-            return doc
-    except (ValueError, IndexError):
-        pass
-    why = res.error or f"read agent printed no JSON (exit {res.exit_code}): {res.stderr.strip()[-200:]}"
-    return {n.name: {"ok": False, "error": why} for n in cluster.nodes}
+    args = calls.read({n.name: n.url for n in cluster.nodes}, namespace, page=1000, timeout_s=5)
+    doc, why = output.agent_object(service.agent(ctx.access, "chaos", args, timeout=40), "host agent read")
+    return doc if doc is not None else {n.name: {"ok": False, "error": why} for n in cluster.nodes}
+

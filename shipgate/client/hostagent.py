@@ -160,6 +160,12 @@ def _emit(lock: threading.Lock, out, event: dict) -> None:
         out.flush()
 
 
+def _answer(doc: dict, *, compact: bool = False) -> None:
+    """A verb's one JSON object, alone on the last line of stdout: what the gate's parser reads
+    (`shipgate.client.output.agent_object`)."""
+    sys.stdout.write(json.dumps(doc, separators=(",", ":") if compact else None) + "\n")
+
+
 def write_once(ep: Endpoint, body: dict, agent_id: str | None) -> dict:
     """One POST, classified. `type` is ok (201), fail (definitely not applied) or info (unknown)."""
     headers = {"X-Agent-Id": agent_id} if agent_id else {}
@@ -347,8 +353,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         t.start()
     for t in threads:
         t.join()
-    json.dump(results, sys.stdout, separators=(",", ":"))
-    sys.stdout.write("\n")
+    _answer(results, compact=True)
     return 0
 
 
@@ -368,8 +373,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         out = {"status": None, "error": why, "type": kind}
     out["latency_ms"] = round((time.monotonic() - t0) * 1000, 3)
     ep.close()
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+    _answer(out)
     return 0
 
 
@@ -397,8 +401,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         ep.close()
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+    _answer(out)
     return 0 if "error" not in out else 1
 
 
@@ -550,8 +553,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         try:
             status, _, payload = ep.request("GET", "/api/v1/health")
             if status == 200 and b'"ok"' in payload:
-                json.dump({"ok": True, "body": payload[:500].decode("utf-8", "replace")}, sys.stdout)
-                sys.stdout.write("\n")
+                _answer({"ok": True, "body": payload[:500].decode("utf-8", "replace")})
                 return 0
             last = f"status {status}: {payload[:200]!r}"
         except Exception as exc:
@@ -559,10 +561,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         finally:
             ep.close()
         if time.monotonic() >= deadline:
-            json.dump({"ok": False, "error": f"not healthy within {args.deadline}s: {last}"}, sys.stdout)
-            sys.stdout.write("\n")
+            _answer({"ok": False, "error": f"not healthy within {args.deadline}s: {last}"})
             return 1
-        time.sleep(0.05)  # poll interval of a deadline-bounded poll
+        time.sleep(0.05)  # the interval of the deadline-bounded poll above (standalone: no shipgate.clock here)
 
 
 def _mcp_exchange(proc: subprocess.Popen, request: dict, deadline: float) -> dict:
@@ -599,8 +600,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env)
     except OSError as exc:
-        json.dump({**out, "error": f"cannot start mcp: {exc}"}, sys.stdout)
-        sys.stdout.write("\n")
+        _answer({**out, "error": f"cannot start mcp: {exc}"})
         return 1
     try:
         timer = threading.Timer(args.timeout + 1, proc.kill)
@@ -639,8 +639,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             timer.cancel()
         err = proc.stderr.read() if proc.stderr else ""
         out["stderr_tail"] = err[-1000:]
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+    _answer(out)
     return 0 if "error" not in out else 1
 
 

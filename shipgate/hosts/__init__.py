@@ -1,1 +1,2 @@
-"""Control: the hosts a campaign runs on (the inventory) and the one way to reach them (ssh)."""
+"""Control: the hosts a campaign runs on (the inventory), the one way to reach them (ssh) and the shell
+text sent to them, quoted by construction (shell)."""

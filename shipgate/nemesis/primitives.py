@@ -17,15 +17,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from shipgate.hosts import shell
 from shipgate.hosts.inventory import Inventory
 from shipgate.hosts.ssh import CommandResult, HostAccess
 
 TAG = "shipgate-nemesis"
 _OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
-# Prints the one-letter state of process $1 from /proc/$1/stat ("gone" when it does not exist); the comm
-# field may hold spaces and parentheses, so cut after the last ") ".
-_STATE_FN = 'st() { s=$(cat /proc/$1/stat 2>/dev/null) || { echo gone; return; }; s=${s##*) }; echo ${s%% *}; }; '
 
 FaultKind = Literal["partition", "heal", "pause", "resume", "kill", "clock", "cleanup"]
 
@@ -156,14 +154,14 @@ def _signal(access: HostAccess, kind: FaultKind, host: str, pid: int, signal: st
             timeout: float = 5) -> FaultEvidence:
     if int(pid) <= 1:
         raise NemesisError(f"refusing to signal PID {pid}")
-    polls = int(timeout / 0.02)
+    p = shell.var("p")
     script = (
-        _STATE_FN
-        + f"p={int(pid)}; b=$(st $p); [ \"$b\" = gone ] && {{ echo before=gone; exit 3; }}; "
+        shell.PROCESS
+        + f"p={int(pid)}; b=$({shell.state(p)}); [ \"$b\" = gone ] && {{ echo before=gone; exit 3; }}; "
         + "echo before=$b; echo cmd=$(tr '\\0' ' ' < /proc/$p/cmdline | cut -c1-200); "
-        + f"kill -{signal} $p || exit 4; "
-        + f"for i in $(seq {polls}); do s=$(st $p); case $s in {until}) break;; esac; sleep 0.02; done; "
-        + "echo after=$(st $p)"
+        + f"kill -{shell.word(signal)} {p} || exit 4; "
+        + shell.poll(shell.in_state(p, until.split("|")), deadline_s=timeout, interval_s=0.02) + "; "
+        + f"echo after=$({shell.state(p)})"
     )
     started = time.time()
     res = access.run(host, script, timeout=timeout + 10)
@@ -282,8 +280,9 @@ def clean_faketime_shm(access: HostAccess, host: str) -> FaultEvidence:
     """Remove the /dev/shm files libfaketime leaves behind for processes that no longer exist (it names
     them after the creating PID). On the lab each host's /dev/shm is private and vanishes with the host;
     on a droplet this is the cleanup."""
-    script = ("for f in /dev/shm/faketime_shm_* /dev/shm/sem.faketime_sem_*; do [ -e \"$f\" ] || continue; "
-              "p=${f##*_}; [ -d /proc/$p ] || { rm -f \"$f\" && echo \"$f\"; }; done")
+    script = (shell.PROCESS + "for f in /dev/shm/faketime_shm_* /dev/shm/sem.faketime_sem_*; do "
+              "[ -e \"$f\" ] || continue; p=${f##*_}; "
+              f"{shell.exists(shell.var('p'))} || {{ rm -f \"$f\" && echo \"$f\"; }}; done")
     started = time.time()
     res = access.run(host, script, timeout=30)
     if not res.ok:

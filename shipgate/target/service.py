@@ -7,26 +7,21 @@ exec), so faults sent to it hit the server, and it is stopped by PID, never by p
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from shipgate.client import calls, output
+from shipgate.hosts import shell
 from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.shell import WORKDIR
 from shipgate.hosts.ssh import CommandResult, HostAccess
 
-WORKDIR = "shipgate"  # relative to the remote user's home: where the gate keeps its files on a host
-AGENT = f"{WORKDIR}/hostagent.py"
-# "Is this PID a live process?" -- `kill -0` alone also says yes for a zombie that its (namespace) init
-# has not reaped yet, which made a restart right after SIGKILL refuse to start or wait in vain.
-ALIVE = "alive() { kill -0 \"$1\" 2>/dev/null && ! ps -o stat= -p \"$1\" 2>/dev/null | grep -q '^Z'; }; "
-# "Is this serve gone, port and all?" -- a multi-threaded server's leader shows as a zombie while its other
-# threads still hold the listening socket; a start in that window fails to bind (seen with real 0.6.3).
-GONE = ALIVE + "gone() { ! alive \"$1\" && ! ss -Hltn \"sport = :$2\" 2>/dev/null | grep -q .; }; "
-AGENT_SOURCE = Path(__file__).resolve().parents[1] / "client" / "hostagent.py"
+AGENT = calls.PATH
+AGENT_SOURCE = calls.SOURCE
+ALIVE = GONE = shell.PROCESS  # the process questions now live in shipgate.hosts.shell
 
 
 class ServiceError(RuntimeError):
@@ -101,22 +96,15 @@ def install_agent(access: HostAccess, hosts: Sequence[str]) -> None:
 
 def agent(access: HostAccess, host: str, args: Sequence[str], *, timeout: float,
           stdin: str | None = None) -> CommandResult:
-    """Run the host agent on `host` with the given arguments."""
-    return access.run(host, f"python3 {AGENT} " + shlex.join(args), timeout=timeout, stdin=stdin)
+    """Run the host agent on `host` with the given arguments (built by `shipgate.client.calls`)."""
+    return access.run(host, calls.command(args), timeout=timeout, stdin=stdin)
 
 
 def agent_json(access: HostAccess, host: str, args: Sequence[str], *, timeout: float) -> dict:
-    """Run the agent and parse its one JSON document; ServiceError when that is impossible."""
-    res = agent(access, host, args, timeout=timeout)
-    if res.error:
-        raise ServiceError(host, f"host agent {args[0]}: {res.error}")
-    try:
-        doc = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise ServiceError(host, f"host agent {args[0]} printed no JSON (exit {res.exit_code}): "
-                                 f"{res.stderr.strip()[-300:]}") from None
-    if not isinstance(doc, dict):
-        raise ServiceError(host, f"host agent {args[0]} printed {type(doc).__name__}, not an object")
+    """Run the agent and parse its one JSON object; ServiceError when that is impossible."""
+    doc, why = output.agent_object(agent(access, host, args, timeout=timeout), f"host agent {args[0]}")
+    if doc is None:
+        raise ServiceError(host, str(why))
     return doc
 
 
@@ -124,10 +112,10 @@ def start_serve(access: HostAccess, spec: ServeSpec, *, timeout: float = 20) -> 
     """Start serve in the background and return its PID (refuses if one from the gate still runs)."""
     env = {"AI_MEMORY_DB": spec.db, **spec.env}
     env_words = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-    pidfile, log = spec.pidfile, spec.log
+    pidfile, log = shell.word(spec.pidfile), shell.word(spec.log)
     cmd = (
         f"mkdir -p {WORKDIR} && "
-        f"{ALIVE}if [ -f {pidfile} ] && alive \"$(cat {pidfile})\"; then "
+        f"{shell.PROCESS}if [ -f {pidfile} ] && {shell.alive(shell.contents(spec.pidfile))}; then "
         f"echo \"serve already running as pid $(cat {pidfile})\" >&2; exit 3; fi; "
         f"nohup env {env_words} {shlex.join(spec.argv())} >> {log} 2>&1 < /dev/null & "
         f"echo $! > {pidfile}; echo $!"
@@ -148,14 +136,15 @@ def stop_serve(access: HostAccess, host: str, *, port: int = 9077, name: str = "
     Returns False when none was running. A stopped (SIGSTOP) process is continued first so that
     SIGTERM is delivered."""
     pidfile = f"{WORKDIR}/{name}-{port}.pid"
-    wait = max(1, int(timeout) - 2) * 20
+    pf, p = shell.word(pidfile), shell.var("p")
+    gone = shell.gone(p, port)
     cmd = (
-        f"{GONE}[ -f {pidfile} ] || exit 10; p=$(cat {pidfile}); "
-        f"if ! alive \"$p\"; then rm -f {pidfile}; exit 10; fi; "
-        f"kill -{signal} \"$p\"; kill -CONT \"$p\" 2>/dev/null; "
-        f"for i in $(seq {wait}); do gone \"$p\" {port} && {{ rm -f {pidfile}; exit 0; }}; sleep 0.05; done; "
-        f"kill -KILL \"$p\" 2>/dev/null; for i in $(seq 40); do gone \"$p\" {port} && {{ rm -f {pidfile}; exit 0; }}; "
-        f"sleep 0.05; done; exit 11"
+        f"{shell.PROCESS}[ -f {pf} ] || exit 10; p=$(cat {pf}); "
+        f"if ! {shell.alive(p)}; then rm -f {pf}; exit 10; fi; "
+        f"kill -{shell.word(signal)} {p}; kill -CONT {p} 2>/dev/null; "
+        f"if {shell.poll(gone, deadline_s=max(1, int(timeout) - 2), interval_s=0.05)}; then rm -f {pf}; exit 0; fi; "
+        f"kill -KILL {p} 2>/dev/null; "
+        f"if {shell.poll(gone, deadline_s=2, interval_s=0.05)}; then rm -f {pf}; exit 0; fi; exit 11"
     )
     res = access.run(host, cmd, timeout=timeout)
     if res.error:
@@ -170,14 +159,16 @@ def stop_serve(access: HostAccess, host: str, *, port: int = 9077, name: str = "
 def serve_pid(access: HostAccess, host: str, *, port: int = 9077, name: str = "serve") -> int | None:
     """PID of the gate's running serve on a host, or None."""
     pidfile = f"{WORKDIR}/{name}-{port}.pid"
-    res = access.run(host, f"{ALIVE}p=$(cat {pidfile} 2>/dev/null) && alive \"$p\" && echo $p", timeout=10)
+    res = access.run(host, f"{shell.PROCESS}p=$(cat {shell.word(pidfile)} 2>/dev/null) && "
+                           f"{shell.alive(shell.var('p'))} && echo $p", timeout=10)
     if res.ok and res.stdout.strip().isdigit():
         return int(res.stdout.strip())
     return None
 
 
 def serve_log_tail(access: HostAccess, host: str, *, port: int = 9077, name: str = "serve", lines: int = 20) -> str:
-    res = access.run(host, f"tail -n {lines} {WORKDIR}/{name}-{port}.log 2>/dev/null", timeout=10)
+    res = access.run(host, f"tail -n {int(lines)} {shell.word(f'{WORKDIR}/{name}-{port}.log')} 2>/dev/null",
+                     timeout=10)
     return res.stdout if res.ok else ""
 
 
@@ -187,21 +178,14 @@ def wait_healthy(access: HostAccess, inventory: Inventory, hosts: Sequence[str],
     port = port or inventory.federation_port
 
     def cmd(host: str) -> str:
-        url = f"http://{inventory.hosts[host].private_address}:{port}"
-        return f"python3 {AGENT} health --url {shlex.quote(url)} --deadline {deadline_s}"
+        return calls.command(calls.health(f"http://{inventory.hosts[host].private_address}:{port}",
+                                            deadline_s=deadline_s))
 
     with ThreadPoolExecutor(max(1, len(hosts))) as pool:
         futs = {h: pool.submit(access.run, via, cmd(h), timeout=deadline_s + 15) for h in hosts}
         results = {h: f.result() for h, f in futs.items()}
     out: dict[str, str | None] = {}
     for host, res in results.items():
-        if res.error:
-            out[host] = f"health poll from {via} failed: {res.error}"
-            continue
-        try:
-            doc = json.loads(res.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            out[host] = f"health poll printed no JSON: {res.stderr.strip()[-200:]}"
-            continue
-        out[host] = None if doc.get("ok") else str(doc.get("error"))
+        doc, why = output.agent_object(res, f"health poll from {via}")
+        out[host] = why if doc is None else None if doc.get("ok") else str(doc.get("error"))
     return out

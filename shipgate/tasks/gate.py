@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
+from shipgate.nemesis import faults
 from shipgate.tasks.cli import GateTask
 
 COMMON_HELP = {
@@ -24,8 +25,8 @@ COMMON_HELP = {
              "selected stack)",
     "ssh_key": "DigitalOcean: the operator's SSH private key (default $SHIPGATE_SSH_KEY or ~/.ssh/id_ed25519)",
     "destroy": "DigitalOcean: `pulumi destroy` the stack when the campaign is done (default: it stays up)",
-    "fault": "phase 4: fault class(es), comma list or repeated: kill_primary_mid_write, partition_minority, "
-             "drop_random_acks, clock_skew_peer (default all)",
+    "fault": "phase 4: fault class(es), comma list or repeated (default the release classes "
+             f"{', '.join(faults.DEFAULT_FAULTS)}): {faults.describe()}",
     "cycles": "phase 4: cycles per fault class (default 50)",
     "writes": "phase 4: writes per cycle (default 100)",
     "seed": "phase 4: seed of the fault moments (replays a campaign; default drawn and shown at the start)",
@@ -141,7 +142,7 @@ phase3 = _phase_task(3, "Phase 3 alone: SQLite -> Postgres -> SQLite migration, 
 def phase4(c, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg", campaign_id=None,
            git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
            runs_dir=None, stack=None, ssh_key=None, destroy=False):
-    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew), e.g. --fault partition_minority
+    """Phase 4 alone: the chaos campaign (the fault classes of --fault), e.g. --fault partition_minority
     or --fault partition_minority,drop_random_acks (a partial gate)."""
     _run(None, [4], config=config, target=target, defects=defects, keep=keep, infra=infra, lab_name=lab_name,
          campaign_id=campaign_id, git_ref=git_ref, stack=stack, ssh_key=ssh_key, destroy=destroy, fault=fault,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from shipgate.nemesis import faults
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "campaign.yml"
@@ -41,8 +44,15 @@ def test_dispatch_inputs(wf: dict):
     assert set(inputs) == {"target_ref", "campaign_id", "region", "chaos_cycles", "fault_classes", "seed"}
     assert inputs["target_ref"]["required"] and inputs["campaign_id"]["required"]
     assert inputs["region"]["default"] == "nyc3" and inputs["chaos_cycles"]["default"] == "50"
-    assert set(inputs["fault_classes"]["default"].split(",")) == {
-        "kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer"}
+    assert tuple(inputs["fault_classes"]["default"].split(",")) == faults.DEFAULT_FAULTS
+
+
+def test_input_validation_knows_every_registered_fault_class(steps: list[dict]):
+    """The validation step runs before the ship-gate is installed, so it spells the registry's names out:
+    they must be the registry's, no more, no less."""
+    body = _step(steps, "python3 - <<'PY'")["run"]
+    known = re.search(r"known = (\{[^}]*\})", body)
+    assert known and ast.literal_eval(known.group(1)) == set(faults.NAMES)
 
 
 def test_builds_provisions_gates_uploads_commits_in_order(steps: list[dict]):

@@ -108,7 +108,7 @@ def gate(c, phases=None, config=None, target=None, defects=None, keep=False, inf
     """Run the gate: hosts (lab, or the Pulumi stack) -> phases -> validate -> summary -> report -> teardown.
 
     The first lines say what will run (target, phases, fault classes, cycles x writes, seed, where) and the
-    scope of the verdict: only all four phases, every fault class and 50 x 100 or more against a real target
+    scope of the verdict: only all four phases, every release fault class and 50 x 100 or more against a real target
     can clear a release. Exit code 0 pass, 1 fail (the product broke an invariant), 2 anything else (the gate
     could not tell, or a usage mistake). Results land in runs/<campaign-id>/.
     """
@@ -151,7 +151,7 @@ def phase4(c, config=None, target=None, defects=None, keep=False, infra="auto", 
 
 SELFTEST_HELP = {
     "shape": "reduced (default: phase 4 at 5 cycles x 50 writes, one fault class per phase-4 defect; a few "
-             "minutes) or full (the gate's default settings, every fault class)",
+             "minutes) or full (the gate's default settings, every release fault class)",
     "defects": "comma list of seeded defects to run (default all; 'none' runs only the clean peer)",
     "repeat": "run the clean peer N times and report the false-red rate (target 0 of 10)",
     "lab_name": "name of the labs the self-test builds, one campaign at a time (default st; must not be up)",

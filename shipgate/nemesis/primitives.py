@@ -23,10 +23,10 @@ from shipgate.hosts.ssh import CommandResult, HostAccess
 TAG = "shipgate-nemesis"
 _OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+_ADDRESS_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_DEV_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # an interface name as `ip route get` prints it
 # Prints the one-letter state of process $1 from /proc/$1/stat ("gone" when it does not exist); the comm
 # field may hold spaces and parentheses, so cut after the last ") ".
-_ADDRESS_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_DEV_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _STATE_FN = 'st() { s=$(cat /proc/$1/stat 2>/dev/null) || { echo gone; return; }; s=${s##*) }; echo ${s%% *}; }; '
 
 FaultKind = Literal["partition", "loss", "heal", "pause", "resume", "kill", "clock", "cleanup"]
@@ -104,6 +104,9 @@ def partition_addresses(access: HostAccess, host: str, targets: Sequence[tuple[s
     loopback ports on one host (`--topology local`)."""
     if not targets:
         raise NemesisError("partition needs at least one peer")
+    bad = [addr for _, addr, _ in targets if not _ADDRESS_RE.match(addr)]
+    if bad:
+        raise NemesisError(f"partition from {', '.join(bad)}: not IPv4 addresses")
     target = ",".join(f"{name}:{port}" for name, _, port in targets)
     ports = {int(port) for _, _, port in targets}
     if len(ports) == 1:

@@ -22,7 +22,7 @@ from shipgate.client import calls, output
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.nemesis import FaultEvidence
-from shipgate.target import service
+from shipgate.target import cluster, service
 from shipgate.target.quorum import QuorumMissRule, quorum_miss_rule
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
@@ -57,18 +57,7 @@ def run(ctx: PhaseContext) -> Any:
 
 
 def _start_cluster(ctx: PhaseContext, hosts: list[str], catchup: float | None, fresh: bool) -> None:
-    for host in hosts:
-        service.stop_serve(ctx.access, host)
-        if fresh:
-            db = f"{WORKDIR}/phase2.db"
-            ctx.access.run(host, f"rm -f {db} {db}-wal {db}-shm", timeout=20)
-    for host in hosts:
-        service.start_serve(ctx.access, _spec(ctx, host, catchup))
-    bad = {h: why for h, why in service.wait_healthy(ctx.access, ctx.inventory, hosts, deadline_s=30).items() if why}
-    if bad:
-        host, why = next(iter(bad.items()))
-        tail = service.serve_log_tail(ctx.access, host)
-        raise ServiceError(host, f"serve not healthy: {why}; log: {tail[-300:]}")
+    cluster.start_serves(ctx.access, ctx.inventory, [_spec(ctx, host, catchup) for host in hosts], fresh=fresh)
 
 
 def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:

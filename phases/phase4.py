@@ -1,15 +1,17 @@
-"""Phase 4: the chaos campaign. Four real fault classes, each over many short cycles, judged by the checker.
+"""Phase 4: the chaos campaign. Real fault classes, each over many short cycles, judged by the checker.
 
 Jepsen's split is kept: the *client* is the host agent's `burst` (run on the chaos host over SSH, in a
-thread), the *nemesis* is `shipgate.nemesis.primitives` (iptables, SIGSTOP, SIGKILL, libfaketime), driven here at a
-moment drawn from a recorded seed, and the *checker* (`shipgate.checker.chaos`) only sees the operation
-history and the final reads of every node.
+thread), the *nemesis* is `shipgate.nemesis` (the primitives read the kernel back; `faults.FAULTS` holds
+one class per fault: its mechanism, what it needs of the cluster, its inject and recover steps), the
+*cluster* is `shipgate.target.cluster`, and the *checker* (`shipgate.checker.chaos`) only sees the operation
+history and the final reads of every node. This module is the generator: which class, which cycle, when
+the fault lands.
 
 Per class the cluster is started once (fresh databases) and reused across cycles; each cycle has its own
-namespace. Per cycle: a paced burst of writes to the leader; the fault lands mid-burst (partition and
-pause heal after `fault_window_ms`; a killed leader is restarted at once on the same database while the
-burst goes on, so crash recovery under load is part of the test); convergence is polled with a
-deadline; the checker judges.
+namespace. Per cycle: a paced burst of writes to the leader; the fault lands mid-burst at a moment drawn
+from a recorded seed (partition, pause and loss heal after `fault_window_ms`; a killed leader is restarted
+at once on the same database while the burst goes on, so crash recovery under load is part of the test);
+the class recovers; convergence is polled with a deadline; the checker judges.
 
 `clock_skew_peer`: node-c always runs under a libfaketime offset (read back from the process as
 evidence). A skewed clock alone changes nothing a reader can see while every fan-out reaches node-c, so
@@ -17,11 +19,12 @@ at the cycle's fault moment node-c *rejoins*: it is SIGKILLed and restarted on t
 the offset, misses the writes of its downtime, and must repair them through catch-up while its clock is
 wrong (the class of the `skew_cursor` defect: a cursor derived from the local clock).
 
-Catch-up: `partition_minority` and `drop_random_acks` run with catch-up off (`fanout_faults`), as phase 2's
-burst, so convergence measures the fan-out itself: a post-quorum fan-out that is cancelled (`fanout_abort`)
-would otherwise be repaired within one catch-up tick and never seen. `kill_primary_mid_write` and
-`clock_skew_peer` need repair (a crashed leader's unsent fan-outs, a rejoining peer's missed writes), so
-they run with catch-up on (`catchup_interval_secs`, recorded).
+Catch-up: the classes that need no repair (`needs_catchup=False`: partition_minority, drop_random_acks,
+packet_loss; the setting `fanout_faults`) run with catch-up off, as phase 2's burst, so convergence
+measures the fan-out itself: a post-quorum fan-out that is cancelled (`fanout_abort`) would otherwise be
+repaired within one catch-up tick and never seen. `kill_primary_mid_write` and `clock_skew_peer` need
+repair (a crashed leader's unsent fan-outs, a rejoining peer's missed writes), so they run with catch-up
+on (`catchup_interval_secs`, recorded).
 
 `partition_minority` DROPs (both ways) between node-a and both peers for 500 ms. That is shorter than the
 quorum timeout, so TCP retransmission delivers every fan-out once the rules go: no replica misses a row,
@@ -41,119 +44,42 @@ lab, whose hosts share one kernel clock.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from phases.base import PhaseContext, Stopwatch, write_history
-from shipgate import checker, nemesis
+from shipgate import checker
 from shipgate.client import calls, output
 from shipgate.clock import sleep_until
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import Check, ClockOffset, FaultResult, Phase4Report
-from shipgate.hosts import clock, shell
+from shipgate.hosts import clock
 from shipgate.hosts.ssh import CommandResult, HostError
+from shipgate.nemesis.faults import FaultOutcome, FaultParams, fault_class
 from shipgate.run.settings import Phase4Settings
 from shipgate.target import service
-from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
+from shipgate.target.cluster import ClassAborted, Cluster, RecoveryFailed, topology
+from shipgate.target.service import ServiceError
 
-LOCAL_PORTS = (19077, 19078, 19079)
 SERVE_NAME = "phase4"
 FAULT_FRACTION = (0.15, 0.5)  # the fault moment, as a fraction of the burst, drawn per cycle
 POLL_INTERVAL_S = 0.1
-CATCHUP_FIRST_TICK_S = 5.0  # real ai-memory pulls its peers first 5 s after start-up, whatever the interval
-REJOIN_FAULTS = ("clock_skew_peer",)  # a node restarts each cycle and repairs its missed writes by catch-up
-
-
-@dataclass
-class Node:
-    """One `serve` of the chaos cluster: where it runs, how others reach it, and its current PID."""
-
-    name: str
-    host: str
-    url: str
-    spec: ServeSpec
-    pid: int | None = None
-
-
-@dataclass
-class Cluster:
-    """The three nodes in upstream order (node0 = the leader that takes the writes)."""
-
-    nodes: list[Node]
-    topology: str
-
-    @property
-    def leader(self) -> Node:
-        return self.nodes[0]
-
-    def by_role(self, index: int) -> Node:
-        return self.nodes[index]
-
-    @property
-    def names(self) -> list[str]:
-        return [n.name for n in self.nodes]
-
-
-@dataclass
-class FaultOutcome:
-    """What the nemesis did in one cycle, and whether the evidence shows it took effect."""
-
-    kind: str
-    target: str
-    started_at: float | None = None
-    healed_at: float | None = None
-    applied: bool | None = None
-    evidence: list[str] = field(default_factory=list)
-    problem: str | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-class ClassAborted(RuntimeError):
-    """The class cannot go on (cluster down, a node would not restart): an `error`, named."""
-
-
-class RecoveryFailed(ClassAborted):
-    """The leader did not come back after a SIGKILL on its own database: the product's crash recovery
-    broke (upstream's "node-0 failed to start" after a dirty WAL), a `fail`, not a gate error."""
 
 
 def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
-    """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape."""
-    db = f"{WORKDIR}/phase4-{fault}.db"
+    """The class's cluster: catch-up off for the classes that measure the fan-out itself, and the node
+    environment the class asks for (node-c's clock offset)."""
     catchup = 0 if fault in s.fanout_faults else s.catchup_interval_secs
-    common = {"quorum_timeout_ms": s.quorum_timeout_ms, "catchup_interval_secs": catchup, "name": SERVE_NAME,
-              "flags": ctx.serve_flags}
-    nodes: list[Node] = []
-    if s.topology == "local":
-        urls = [f"http://127.0.0.1:{p}" for p in LOCAL_PORTS]
-        for i, port in enumerate(LOCAL_PORTS):
-            fed = {"quorum_writes": 2, "peers": urls[1:]} if i == 0 else {}
-            spec = ServeSpec(host="chaos", port=port, bind="127.0.0.1", db=f"{WORKDIR}/phase4-{fault}-node{i}.db",
-                             **fed, **common)
-            nodes.append(Node(f"node-{i}", "chaos", urls[i], spec))
-    else:
-        inv = ctx.inventory
-        names = ("node-a", "node-b", "node-c")
-        for name in names:
-            peers = [inv.peer_url(p) for p in names if p != name]
-            spec = ServeSpec(host=name, port=inv.federation_port, db=db, peers=peers, quorum_writes=2, **common)
-            nodes.append(Node(name, name, inv.peer_url(name), spec))
-    if fault == "clock_skew_peer":
-        skewed = nodes[2]
-        skewed.spec = skewed.spec.model_copy(update={"env": _skew_env(s.skew_offset)})
-    return Cluster(nodes, s.topology)
+    return topology(ctx.access, ctx.inventory, s.topology, db_stem=f"phase4-{fault}", name=SERVE_NAME,
+                    quorum_timeout_ms=s.quorum_timeout_ms, catchup_interval_secs=catchup, flags=ctx.serve_flags,
+                    env=fault_class(fault).node_env(_params(s)))
 
 
-def _skew_env(offset: str) -> dict[str, str]:
-    return dict(nemesis.skew_env(offset))
+def _params(s: Phase4Settings) -> FaultParams:
+    return FaultParams(window_s=s.fault_window_ms / 1000, skew_offset=s.skew_offset)
 
 
 def run(ctx: PhaseContext) -> Phase4Report:
@@ -193,11 +119,12 @@ def run(ctx: PhaseContext) -> Phase4Report:
 
 
 def _budget(s: Phase4Settings, fault: str | None = None) -> float:
-    """The class's time budget: 60 s + 6 s per cycle, plus the real product's first catch-up tick (5 s after
-    start-up, v0.6.1+) per cycle where a restarted node must repair through catch-up before it converges."""
+    """The class's time budget: 60 s + 6 s per cycle, plus what the class needs per cycle beyond that (the
+    real product's first catch-up tick, 5 s after start-up, where a restarted node must repair before it
+    converges)."""
     if s.class_budget_s is not None:
         return s.class_budget_s
-    per_cycle = 6.0 + (CATCHUP_FIRST_TICK_S if fault in REJOIN_FAULTS else 0.0)
+    per_cycle = 6.0 + (fault_class(fault).budget_per_cycle_s if fault else 0.0)
     return 60.0 + per_cycle * s.cycles
 
 
@@ -228,7 +155,7 @@ def run_class(ctx: PhaseContext, fault: str, seed: int,
     timed_out = False
     try:
         ctx.progress(f"phase 4: {fault}: starting the cluster ({cluster.topology})")
-        _start_cluster(ctx, cluster)
+        cluster.start()
         extra["startup_s"] = round(time.monotonic() - t0, 3)
         startup = _agent_startup(ctx, cluster)
         extra["agent_startup_s"] = round(startup, 3)
@@ -250,7 +177,7 @@ def run_class(ctx: PhaseContext, fault: str, seed: int,
         aborted = str(exc)
         ctx.progress(f"phase 4: {fault}: aborted: {aborted}")
     finally:
-        _stop_cluster(ctx, cluster)
+        cluster.stop()
     extra["elapsed_s"] = round(time.monotonic() - t0, 3)
     extra["cycles_per_min"] = round(len(cycles) / (extra["elapsed_s"] / 60), 2) if cycles else 0.0
     write_history(ops_file, ops)
@@ -269,73 +196,6 @@ def run_class(ctx: PhaseContext, fault: str, seed: int,
                                              aborted))
         verdict.result.status = "fail" if verdict.result.status == "fail" else "error"
     return verdict, extra
-
-
-# --- cluster life cycle ----------------------------------------------------------------------------------
-
-
-def _start_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
-    """Fresh databases, every node started and healthy. A partition left by a harness that died is lifted
-    first (stop_serve already continues a stopped node before stopping it)."""
-    healed = nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
-    if not healed.took_effect:
-        raise ClassAborted(f"{cluster.leader.name}: stale partition rules cannot be removed: {healed.error}")
-    for node in cluster.nodes:
-        service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
-        db = node.spec.db
-        res = ctx.access.run(node.host, f"rm -f {db} {db}-wal {db}-shm {node.spec.log}", timeout=20)
-        if not res.ok:
-            raise ClassAborted(f"{node.name}: cannot reset its database: {res.describe()}")
-    for node in cluster.nodes:
-        node.pid = service.start_serve(ctx.access, node.spec)
-    _wait_healthy(ctx, cluster, cluster.nodes)
-
-
-def _stop_cluster(ctx: PhaseContext, cluster: Cluster) -> None:
-    """Lift any partition and stop every node by its PID file (a paused one is continued first by
-    stop_serve); never raises, so it can run on every exit path (an exception, SIGTERM turned into one)."""
-    with contextlib.suppress(Exception):
-        nemesis.heal(ctx.access, ctx.inventory, cluster.leader.host)
-    for node in cluster.nodes:
-        with contextlib.suppress(ServiceError, HostError):
-            service.stop_serve(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
-    for host in sorted({n.host for n in cluster.nodes if "LD_PRELOAD" in n.spec.env}):
-        with contextlib.suppress(Exception):  # libfaketime's /dev/shm leftovers of killed processes
-            nemesis.clean_faketime_shm(ctx.access, host)
-
-
-def _restart(ctx: PhaseContext, cluster: Cluster, node: Node) -> None:
-    """Start a node again on the same database (after a SIGKILL: crash recovery), once the killed process is
-    gone, its listening port included (`shell.gone`): a restart before that fails to bind, a false red."""
-    if node.pid:
-        port = int(node.spec.port)
-        res = ctx.access.run(node.host, shell.PROCESS + shell.poll(shell.gone(int(node.pid), port), deadline_s=10,
-                                                                   interval_s=0.02), timeout=20)
-        if not res.ok:
-            raise ClassAborted(f"{node.name}: pid {node.pid} or its port {port} still held 10 s after SIGKILL: "
-                               f"{res.describe()}")
-    node.pid = service.start_serve(ctx.access, node.spec)
-
-
-def _wait_healthy(ctx: PhaseContext, cluster: Cluster, nodes: list[Node], deadline_s: float = 30) -> None:
-    def one(node: Node) -> tuple[Node, CommandResult]:
-        return node, service.agent(ctx.access, "chaos", ["health", "--url", node.url, "--deadline", str(deadline_s)],
-                                   timeout=deadline_s + 15)
-
-    with ThreadPoolExecutor(len(nodes)) as pool:
-        results = list(pool.map(one, nodes))
-    for node, res in results:
-        if res.error or res.exit_code != 0:
-            tail = service.serve_log_tail(ctx.access, node.host, port=node.spec.port, name=SERVE_NAME)
-            raise ClassAborted(f"{node.name} not healthy: {res.error or res.stdout.strip()[-200:]}; "
-                               f"process: {_process_facts(ctx, node)}; log: {tail.strip()[-300:]}")
-
-
-def _process_facts(ctx: PhaseContext, node: Node) -> str:
-    """What the host says about a node that does not answer: its process state and the listening sockets."""
-    pid = int(node.pid or 0)
-    res = ctx.access.run(node.host, shell.describe(pid, node.spec.port), timeout=15)
-    return " ".join((res.stdout or res.error or "").split())[-300:]
 
 
 def _agent_startup(ctx: PhaseContext, cluster: Cluster) -> float:
@@ -393,7 +253,8 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
     thread = threading.Thread(target=client, name=f"burst-{fault}-{n}", daemon=True)
     thread.start()
     sleep_until(launched + lead + frac * s.burst_s)  # the drawn fault moment: a schedule, not a wait
-    outcome = _inject(ctx, cluster, fault, s)
+    cls = fault_class(fault)
+    outcome: FaultOutcome = cls.inject(cluster, _params(s))
     thread.join(burst_limit + 5)
     burst_end = time.monotonic()
     res = box.get("res")
@@ -405,7 +266,7 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
         events, _ = output.agent_events(res)  # a line left out shows as a write missing from the history
     for e in events:
         e.update(cycle=n, fault=fault, clock=offset.host)
-    _recover(ctx, cluster, fault, outcome)
+    cls.recover(cluster, outcome)
     _landed_mid_burst(outcome, [{**e, "time": _on_operator(e, offset)} for e in events])
     acked = checker.tally(events).get("write").acked
     conv = checker.poll(lambda: _read(ctx, cluster, namespace), cluster.names, checker.holds_ids(acked),
@@ -429,162 +290,6 @@ def run_cycle(ctx: PhaseContext, cluster: Cluster, fault: str, n: int, seed: int
 def _on_operator(event: dict[str, Any], offset: clock.Offset) -> float:
     """An event's stamp on the operator's clock, so client and nemesis events compare and sort together."""
     return clock.to_reference(float(event.get("time", 0.0)), event.get("clock"), offset)
-
-
-def _evidence_lines(ev: Any) -> list[str]:
-    summary = getattr(ev, "summary", None)
-    return [summary()] if callable(summary) else []
-
-
-def _nemesis_call(outcome: FaultOutcome, what: str, fn: Callable[[], Any]) -> Any | None:
-    """Run one nemesis action; a failure is recorded as the cycle's problem (an error), never raised."""
-    t = time.time()
-    outcome.events.append({"process": "nemesis", "op": what, "type": "invoke", "time": t})
-    try:
-        ev = fn()
-    except Exception as exc:
-        outcome.applied = False
-        outcome.problem = f"nemesis {what} failed: {type(exc).__name__}: {exc}"
-        outcome.events.append({"process": "nemesis", "op": what, "type": "fail", "time": time.time(),
-                               "error": outcome.problem[:300]})
-        return None
-    took = getattr(ev, "took_effect", None)
-    outcome.events.append({"process": "nemesis", "op": what, "type": "info", "time": time.time(),
-                           "latency_ms": round((time.time() - t) * 1000, 3),
-                           "value": {"took_effect": took, "target": str(getattr(ev, "target", "")),
-                                     "details": json.loads(json.dumps(getattr(ev, "details", None), default=str))}})
-    outcome.evidence += _evidence_lines(ev)
-    return ev
-
-
-def _inject(ctx: PhaseContext, cluster: Cluster, fault: str, s: Phase4Settings) -> FaultOutcome:
-    """Apply the cycle's fault (and heal it after the window for partition and pause)."""
-    acc, inv = ctx.access, ctx.inventory
-    window = s.fault_window_ms / 1000
-    if fault == "kill_primary_mid_write":
-        node = cluster.leader
-        out = FaultOutcome("kill", node.name)
-        ev = _nemesis_call(out, "kill", lambda: nemesis.kill(acc, node.host, node.pid))
-        if ev is not None:
-            out.started_at = ev.started_at
-            out.applied = ev.took_effect
-            if not out.applied:
-                out.problem = f"SIGKILL of {node.name} (pid {node.pid}) did not take effect: {ev.error}"
-                return out
-            # Crash recovery starts at once, on the same database, while the burst goes on.
-            try:
-                _restart(ctx, cluster, node)
-            except (ServiceError, HostError, ClassAborted) as exc:
-                out.problem = f"{node.name} did not restart after the kill: {exc}"
-                out.applied = False
-        return out
-    if fault == "partition_minority":
-        node = cluster.leader
-        peers = [n.host for n in cluster.nodes[1:]]
-        out = FaultOutcome("partition", f"{node.name} <-> {', '.join(n.name for n in cluster.nodes[1:])}")
-        if cluster.topology == "local":
-            ev = _nemesis_call(out, "partition", lambda: _partition_loopback(acc, cluster))
-        else:
-            ev = _nemesis_call(out, "partition",
-                               lambda: nemesis.partition(acc, inv, node.host, peers, port=cluster.nodes[1].spec.port))
-        if ev is not None:
-            out.started_at = ev.started_at
-            sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
-        healed = _nemesis_call(out, "heal", lambda: nemesis.heal(acc, inv, node.host))
-        if ev is None:
-            return out
-        out.healed_at = healed.healed_at if healed is not None else None
-        dropped = int(healed.details.get("dropped_packets") or 0) if healed is not None else 0
-        out.applied = ev.took_effect and healed is not None and healed.took_effect and dropped > 0
-        if not out.applied and not out.problem:
-            out.problem = (f"partition rules not in effect: {ev.error}" if not ev.took_effect else
-                           "heal failed: partition rules remain" if healed is None or not healed.took_effect else
-                           "the partition dropped no packet: it separated nothing")
-        return out
-    if fault == "drop_random_acks":
-        node = cluster.by_role(1)
-        out = FaultOutcome("pause", node.name)
-        ev = _nemesis_call(out, "pause", lambda: nemesis.pause(acc, node.host, node.pid))
-        if ev is not None:
-            out.started_at = ev.started_at
-            sleep_until(time.monotonic() + window - max(0.0, time.time() - ev.started_at))
-        resumed = _nemesis_call(out, "resume", lambda: nemesis.resume(acc, node.host, node.pid))
-        if ev is None:
-            return out
-        out.healed_at = resumed.healed_at if resumed is not None else None
-        out.applied = ev.took_effect and resumed is not None and resumed.took_effect
-        if not out.applied and not out.problem:
-            out.problem = (f"{node.name} was not seen stopped: {ev.error}" if not ev.took_effect else
-                           f"{node.name} was not seen continued")
-        return out
-    if fault == "clock_skew_peer":
-        node = cluster.by_role(2)
-        out = FaultOutcome("skew", node.name)
-        ev = _nemesis_call(out, "kill", lambda: nemesis.kill(acc, node.host, node.pid))
-        if ev is None:
-            return out
-        out.started_at = ev.started_at
-        # Stay down for the fault window, longer than the leader's single 250 ms retry, so the writes of
-        # that window can only reach node-c through catch-up whatever the machine's speed (holding a
-        # fault for its window, not waiting for a condition).
-        time.sleep(window)
-        try:
-            _restart(ctx, cluster, node)
-        except (ServiceError, HostError, ClassAborted) as exc:
-            out.applied = False
-            out.problem = f"{node.name} did not restart under the clock offset: {exc}"
-            return out
-        out.applied = bool(ev.took_effect)
-        if not out.applied:
-            out.problem = f"SIGKILL of {node.name} did not take effect"
-        return out
-    raise ValueError(f"unknown fault class {fault}")
-
-
-def _partition_loopback(access: Any, cluster: Cluster) -> Any:
-    """Upstream's local partition: DROP the leader's outgoing connections to the peers' loopback ports on
-    the chaos host. Tagged like the nemesis' own rules, so `nemesis.heal` lifts them and reads the counters."""
-    rules = [f"OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport {n.spec.port} "
-             f"-m comment --comment \"{nemesis.TAG} partition {n.name}\" -j DROP" for n in cluster.nodes[1:]]
-    lines = [f"iptables -w 5 -I {r.replace('OUTPUT ', 'OUTPUT 1 ', 1)}" for r in rules]
-    lines += [f"iptables -w 5 -C {r} && echo present:{i}" for i, r in enumerate(rules)]
-    started = time.time()
-    res = access.run(cluster.leader.host, "; ".join(lines), timeout=30)
-    present = res.stdout.count("present:")
-    return nemesis.FaultEvidence(
-        kind="partition", host=cluster.leader.host, target=",".join(str(n.spec.port) for n in cluster.nodes[1:]),
-        started_at=started, took_effect=res.error is None and present == len(rules),
-        details={"rules": present, "loopback": True},
-        error=None if present == len(rules) else f"rules not in effect: {res.describe()}")
-
-
-def _recover(ctx: PhaseContext, cluster: Cluster, fault: str, outcome: FaultOutcome) -> None:
-    """After the burst: restart a killed leader on the same DB, check a skewed node's clock; wait healthy."""
-    if fault == "kill_primary_mid_write":
-        node = cluster.leader
-        if not outcome.applied and service.serve_pid(ctx.access, node.host, port=node.spec.port,
-                                                     name=SERVE_NAME) is None:
-            _restart(ctx, cluster, node)  # the kill or its restart failed in the nemesis step: start it now
-        try:
-            _wait_healthy(ctx, cluster, [node])
-        except ClassAborted as exc:
-            raise RecoveryFailed(str(exc)) from exc
-        outcome.healed_at = time.time()
-        outcome.events.append({"process": "nemesis", "op": "restart", "type": "info", "time": outcome.healed_at,
-                               "value": {"node": node.name, "pid": node.pid}})
-    elif fault == "clock_skew_peer":
-        node = cluster.by_role(2)
-        if not outcome.applied and service.serve_pid(ctx.access, node.host, port=node.spec.port,
-                                                     name=SERVE_NAME) is None:
-            _restart(ctx, cluster, node)  # the cycle is already an error; the class goes on
-        _wait_healthy(ctx, cluster, [node])
-        outcome.healed_at = time.time()
-        if outcome.applied:
-            ev = _nemesis_call(outcome, "read_clock_offset",
-                               lambda: nemesis.read_clock_offset(ctx.access, node.host, node.pid))
-            if ev is None or not ev.took_effect:
-                outcome.applied = False
-                outcome.problem = outcome.problem or f"{node.name} (pid {node.pid}) does not run with a skewed clock"
 
 
 def _landed_mid_burst(outcome: FaultOutcome, events: list[dict[str, Any]]) -> None:

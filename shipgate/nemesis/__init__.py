@@ -9,7 +9,9 @@ from shipgate.nemesis.primitives import (
     heal,
     kill,
     offset_seconds,
+    packet_loss,
     partition,
+    partition_addresses,
     pause,
     read_clock_offset,
     resume,
@@ -18,5 +20,5 @@ from shipgate.nemesis.primitives import (
 
 __all__ = [
     "TAG", "FaultEvidence", "NemesisError", "clean_faketime_shm", "faketime_library", "heal", "kill",
-    "offset_seconds", "partition", "pause", "read_clock_offset", "resume", "skew_env",
+    "offset_seconds", "packet_loss", "partition", "partition_addresses", "pause", "read_clock_offset", "resume", "skew_env",
 ]

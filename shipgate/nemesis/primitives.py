@@ -24,8 +24,10 @@ from shipgate.hosts.ssh import CommandResult, HostAccess
 TAG = "shipgate-nemesis"
 _OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+_ADDRESS_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_DEV_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # an interface name as `ip route get` prints it
 
-FaultKind = Literal["partition", "heal", "pause", "resume", "kill", "clock", "cleanup"]
+FaultKind = Literal["partition", "loss", "heal", "pause", "resume", "kill", "clock", "cleanup"]
 
 
 class NemesisError(ValueError):
@@ -49,7 +51,7 @@ class FaultEvidence(BaseModel):
     def summary(self) -> str:
         """One line for a cycle record's `fault_evidence` list."""
         state = "took effect" if self.took_effect else f"NOT in effect ({self.error or 'read-back mismatch'})"
-        keys = ("dropped_packets", "state", "offset_s", "rules", "removed")
+        keys = ("dropped_packets", "state", "offset_s", "rules", "removed", "probability")
         extra = ", ".join(f"{k}={self.details[k]}" for k in keys if k in self.details)
         return f"{self.kind} on {self.host} [{self.target}]: {state}" + (f" ({extra})" if extra else "")
 
@@ -66,16 +68,59 @@ def _check_host(inventory: Inventory, host: str) -> None:
         raise NemesisError(f"unknown host {host!r} (inventory has {', '.join(inventory.hosts)})")
 
 
-# -- partitions ---------------------------------------------------------------------------------------
-def _partition_rules(inventory: Inventory, peers: Sequence[str], port: int, both_ways: bool) -> list[str]:
+# -- partitions and packet loss: tagged iptables DROP rules -------------------------------------------
+def _partition_rules(targets: Sequence[tuple[str, str, int]], both_ways: bool) -> list[str]:
+    """DROP rules cutting the host off from each (name, address, port): its connections to the address's
+    port and (both_ways) that address's connections to the same port here, tagged with the peer's name."""
     rules = []
-    for peer in peers:
-        addr = inventory.hosts[peer].private_address
-        comment = f'-m comment --comment "{TAG} partition {peer}"'
-        rules.append(f"OUTPUT -d {addr}/32 -p tcp -m tcp --dport {port} {comment} -j DROP")
+    for name, addr, port in targets:
+        comment = f'-m comment --comment "{TAG} partition {name}"'
+        rules.append(f"OUTPUT -d {addr}/32 -p tcp -m tcp --dport {int(port)} {comment} -j DROP")
         if both_ways:
-            rules.append(f"INPUT -s {addr}/32 -p tcp -m tcp --dport {port} {comment} -j DROP")
+            rules.append(f"INPUT -s {addr}/32 -p tcp -m tcp --dport {int(port)} {comment} -j DROP")
     return rules
+
+
+def _insert_rules(access: HostAccess, host: str, rules: Sequence[str]) -> tuple[CommandResult, set[int]]:
+    """Insert each rule first in its chain unless present, then read the ruleset back with -C: the kernel's
+    ruleset, not our intent, decides what stands. Returns the indices of the rules present."""
+    lines = []
+    for i, rule in enumerate(rules):
+        chain, spec = rule.split(" ", 1)
+        lines.append(f"iptables -w 5 -C {rule} 2>/dev/null || iptables -w 5 -I {chain} 1 {spec} "
+                     f"|| echo insert-failed:{i}")
+    lines += [f"if iptables -w 5 -C {rule} 2>/dev/null; then echo present:{i}; else echo missing:{i}; fi"
+              for i, rule in enumerate(rules)]
+    res = access.run(host, "\n".join(lines), timeout=30)
+    return res, {int(ln.split(":")[1]) for ln in res.stdout.split() if ln.startswith("present:")}
+
+
+def partition_addresses(access: HostAccess, host: str, targets: Sequence[tuple[str, str, int]], *,
+                        both_ways: bool = True) -> FaultEvidence:
+    """Cut `host` off from each (name, address, port) with tagged DROP rules in its own firewall; `heal`
+    lifts them. The one partition primitive: peers' private addresses on droplets and the lab, or upstream's
+    loopback ports on one host (`--topology local`)."""
+    if not targets:
+        raise NemesisError("partition needs at least one peer")
+    bad = [addr for _, addr, _ in targets if not _ADDRESS_RE.match(addr)]
+    if bad:
+        raise NemesisError(f"partition from {', '.join(bad)}: not IPv4 addresses")
+    target = ",".join(f"{name}:{port}" for name, _, port in targets)
+    ports = {int(port) for _, _, port in targets}
+    if len(ports) == 1:
+        target = f"{','.join(name for name, _, _ in targets)}:{ports.pop()}"
+    rules = _partition_rules(targets, both_ways)
+    started = time.time()
+    res, present = _insert_rules(access, host, rules)
+    if res.error:
+        return _failed("partition", host, target, started, res)
+    missing = [r for i, r in enumerate(rules) if i not in present]
+    return FaultEvidence(
+        kind="partition", host=host, target=target, started_at=started, took_effect=not missing,
+        details={"rules": len(present), "installed": [r for i, r in enumerate(rules) if i in present],
+                 "missing": missing, "both_ways": both_ways},
+        error=f"rules not in effect after insertion: {missing} ({res.stderr.strip()[-300:]})" if missing else None,
+    )
 
 
 def partition(access: HostAccess, inventory: Inventory, host: str, peers: Sequence[str], *,
@@ -92,38 +137,54 @@ def partition(access: HostAccess, inventory: Inventory, host: str, peers: Sequen
         if peer == host:
             raise NemesisError(f"cannot partition {host} from itself")
     port = port or inventory.federation_port
-    target = f"{','.join(peers)}:{port}"
-    rules = _partition_rules(inventory, peers, port, both_ways)
-    lines = []
-    for i, rule in enumerate(rules):
-        chain, spec = rule.split(" ", 1)
-        lines.append(f"iptables -w 5 -C {rule} 2>/dev/null || iptables -w 5 -I {chain} 1 {spec} "
-                     f"|| echo insert-failed:{i}")
-    # Read back with -C: the kernel's ruleset, not our intent, decides whether the partition stands.
-    lines += [f"if iptables -w 5 -C {rule} 2>/dev/null; then echo present:{i}; else echo missing:{i}; fi"
-              for i, rule in enumerate(rules)]
+    return partition_addresses(access, host, [(p, inventory.hosts[p].private_address, port) for p in peers],
+                               both_ways=both_ways)
+
+
+def packet_loss(access: HostAccess, host: str, toward: str, probability: float) -> FaultEvidence:
+    """Drop a random `probability` of every packet `host` sends on the link that carries its traffic to
+    `toward` (the interface `ip route get` names: the VPC link, or lo for a loopback peer), with a tagged
+    iptables `statistic` rule; `heal(..., what="loss")` lifts it. The kernel's listing of the rule is read
+    back and its probability parsed: the evidence. (tc netem would be the usual tool, but kernels without
+    sch_netem exist, this machine's among them; xt_statistic is in every stock kernel.)"""
+    if not 0 < probability < 1:
+        raise NemesisError(f"a loss probability is in (0, 1), not {probability}")
+    if not _ADDRESS_RE.match(toward):
+        raise NemesisError(f"packet loss toward {toward!r}: not an IPv4 address")
     started = time.time()
-    res = access.run(host, "\n".join(lines), timeout=30)
+    route = access.run(host, f"ip -o route get {toward}", timeout=15)
+    m = re.search(r" dev (\S+)", route.stdout)
+    if not route.ok or not m or not _DEV_RE.match(m.group(1)):
+        return _failed("loss", host, toward, started, route)
+    dev = m.group(1)
+    rule = (f"OUTPUT -o {dev} -m statistic --mode random --probability {probability:.6f} "
+            f'-m comment --comment "{TAG} loss {dev}" -j DROP')
+    res, present = _insert_rules(access, host, [rule])
     if res.error:
-        return _failed("partition", host, target, started, res)
-    present = {int(ln.split(":")[1]) for ln in res.stdout.split() if ln.startswith("present:")}
-    missing = [r for i, r in enumerate(rules) if i not in present]
+        return _failed("loss", host, dev, started, res)
+    listing = access.run(host, f"iptables -w 5 -S OUTPUT | grep -F -- '{TAG} loss {dev}' || true", timeout=15)
+    found = re.search(r"--probability (\d+(?:\.\d+)?)", listing.stdout)
+    kernel_p = float(found.group(1)) if found else None
+    ok = bool(present) and kernel_p is not None and abs(kernel_p - probability) < 1e-3
     return FaultEvidence(
-        kind="partition", host=host, target=target, started_at=started, took_effect=not missing,
-        details={"rules": len(present), "installed": [r for i, r in enumerate(rules) if i in present],
-                 "missing": missing, "both_ways": both_ways},
-        error=f"rules not in effect after insertion: {missing} ({res.stderr.strip()[-300:]})" if missing else None,
+        kind="loss", host=host, target=dev, started_at=started, took_effect=ok,
+        details={"dev": dev, "toward": toward, "probability": kernel_p, "rules": len(present),
+                 "listed": listing.stdout.strip()[:500]},
+        error=None if ok else f"loss rule not in effect on {dev}: listed {listing.stdout.strip()[:200]!r}",
     )
 
 
-def heal(access: HostAccess, inventory: Inventory, host: str) -> FaultEvidence:
-    """Remove every partition rule on `host` (idempotent). The DROP counters are read first: the evidence
-    that packets were really dropped while the partition stood."""
+def heal(access: HostAccess, inventory: Inventory, host: str,
+         what: Literal["partition", "loss"] | None = "partition") -> FaultEvidence:
+    """Remove every nemesis rule of kind `what` on `host` (None: partition and loss alike; idempotent). The
+    DROP counters are read first: the evidence that packets were really dropped while the rules stood."""
     _check_host(inventory, host)
+    label = f"{TAG} {what}" if what else TAG
+    target = f"{what} rules" if what else "nemesis rules"
     started = time.time()
-    listing = access.run(host, f"iptables -w 5 -S -v | grep -F -- '{TAG} partition' || true", timeout=30)
+    listing = access.run(host, f"iptables -w 5 -S -v | grep -F -- '{label}' || true", timeout=30)
     if not listing.ok:
-        return _failed("heal", host, "partition rules", started, listing)
+        return _failed("heal", host, target, started, listing)
     counters: list[dict[str, JsonValue]] = []
     deletes: list[str] = []
     for line in listing.stdout.splitlines():
@@ -134,18 +195,18 @@ def heal(access: HostAccess, inventory: Inventory, host: str) -> FaultEvidence:
         counters.append({"rule": spec, "packets": int(m.group(1)) if m else None,
                          "bytes": int(m.group(2)) if m else None})
         deletes.append("iptables -w 5 -D " + spec[3:])
-    check = f"iptables -w 5 -S | grep -cF -- '{TAG} partition' || true"
+    check = f"iptables -w 5 -S | grep -cF -- '{label}' || true"
     res = access.run(host, "; ".join([*deletes, check]), timeout=30)
     healed = time.time()
     remaining = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
     dropped = sum(int(c["packets"] or 0) for c in counters)  # type: ignore[call-overload]
     ok = res.error is None and remaining == "0"
     return FaultEvidence(
-        kind="heal", host=host, target="partition rules", started_at=started, healed_at=healed,
+        kind="heal", host=host, target=target, started_at=started, healed_at=healed,
         took_effect=ok,
         details={"removed": len(deletes), "dropped_packets": dropped, "counters": counters,
                  "remaining_rules": remaining},
-        error=None if ok else (res.error or f"partition rules still present: {remaining or res.stderr.strip()}"),
+        error=None if ok else (res.error or f"{target} still present: {remaining or res.stderr.strip()}"),
     )
 
 

@@ -57,10 +57,10 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 PLAN_NOTE = (
-    "clean: every phase, every fault class. A defect: the phase that owns it (refpeer/defects.py) -- the "
+    "clean: every phase, every release fault class. A defect: the phase that owns it (refpeer/defects.py) -- the "
     "other phases exercise the defect's code path no more than the owner does, so they would add time, not "
     "evidence; for a phase-4 defect the reduced shape runs only the fault class designed to expose it, the "
-    "full shape all four. --cross adds phase 4 (the shape's classes) to the phase-2 defects and phase 2 to "
+    "full shape every release class. --cross adds phase 4 (the shape's classes) to the phase-2 defects and phase 2 to "
     "the phase-4 defects, to show which other phase also sees them. Every row uses the same settings.")
 
 

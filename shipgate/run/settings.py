@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shipgate.evidence.phase_ids import PHASE_NUMBERS, comma_list
 from shipgate.evidence.problems import field_errors
+from shipgate.nemesis import faults
 
-FAULT_CLASSES: tuple[str, ...] = ("kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer")
+FAULT_CLASSES: tuple[str, ...] = faults.DEFAULT_FAULTS  # the default campaign and the release shape
+KNOWN_FAULTS: tuple[str, ...] = faults.NAMES  # every class --fault accepts
 DEFAULT_AGENTS = ["ai:agent-alice", "ai:agent-bob", "ai:agent-charlie", "ai:agent-dana"]
 
 
@@ -110,7 +112,7 @@ class Phase4Settings(_Strict):
     catchup_interval_secs: float = Field(1.0, ge=0, description="serve's catch-up interval where repair is needed")
     _interval = field_validator("catchup_interval_secs")(_whole_seconds)
     fanout_faults: list[str] = Field(
-        default_factory=lambda: ["partition_minority", "drop_random_acks"],
+        default_factory=lambda: [f.name for f in faults.FAULTS if not f.needs_catchup],
         description="classes run with catch-up off (interval 0), so convergence measures the fan-out itself, "
                     "as in phase 2's burst: a background repair would hide a cancelled fan-out")
     convergence_deadline_s: float = 30.0
@@ -123,9 +125,9 @@ class Phase4Settings(_Strict):
     @field_validator("faults")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if f not in FAULT_CLASSES]
+        bad = [f for f in v if f not in KNOWN_FAULTS]
         if bad:
-            raise ValueError(f"unknown fault class {', '.join(bad)} (known: {', '.join(FAULT_CLASSES)})")
+            raise ValueError(f"unknown fault class {', '.join(bad)} (known: {', '.join(KNOWN_FAULTS)})")
         if not v:
             raise ValueError("no fault class selected")
         return v
@@ -133,9 +135,9 @@ class Phase4Settings(_Strict):
     @field_validator("fanout_faults")
     @classmethod
     def _known_fanout(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if f not in FAULT_CLASSES]
+        bad = [f for f in v if f not in KNOWN_FAULTS]
         if bad:
-            raise ValueError(f"unknown fault class {', '.join(bad)} in fanout_faults (known: {', '.join(FAULT_CLASSES)})")
+            raise ValueError(f"unknown fault class {', '.join(bad)} in fanout_faults (known: {', '.join(KNOWN_FAULTS)})")
         return v
 
 
@@ -170,11 +172,11 @@ def parse_faults(text: str) -> list[str]:
     """'a,b' (or repeated flags, joined with commas) -> ['a', 'b']; unknown and empty names are refused."""
     names = [f.strip() for f in text.split(",")]
     if not any(names):
-        raise SettingsError(f"--fault takes a fault class or a comma list of them (known: {', '.join(FAULT_CLASSES)})")
-    bad = [f for f in names if f not in FAULT_CLASSES]
+        raise SettingsError(f"--fault takes a fault class or a comma list of them (known: {', '.join(KNOWN_FAULTS)})")
+    bad = [f for f in names if f not in KNOWN_FAULTS]
     if bad:
         raise SettingsError(f"unknown fault class {', '.join(bad)} "
-                            f"(known: {', '.join(FAULT_CLASSES)})")
+                            f"(known: {', '.join(KNOWN_FAULTS)})")
     return list(dict.fromkeys(names))
 
 
@@ -214,7 +216,7 @@ def flag_overrides(*, phases: str | None = None, fault: str | None = None, cycle
 def release_shape_gaps(settings: GateSettings) -> list[str]:
     """Why these settings fall short of the release shape (the gate's defaults); [] when they do not.
 
-    The release shape: all four phases, every fault class, cycles x writes at least the default 50 x 100,
+    The release shape: all four phases, every release fault class (`FAULT_CLASSES`), cycles x writes at least the default 50 x 100,
     and no pass threshold looser than its default. Only a run of that shape can clear a release.
     """
     gaps: list[str] = []

@@ -10,6 +10,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from shipgate.evidence.phase_ids import comma_list
+from shipgate.nemesis import faults
 from shipgate.run.console import Console
 from shipgate.run.settings import SettingsError, flag_overrides, load_settings
 from shipgate.target.releases import ReleaseError, parse_spec, target_argument
@@ -30,8 +31,8 @@ COMMON_HELP = {
              "selected stack)",
     "ssh_key": "DigitalOcean: the operator's SSH private key (default $SHIPGATE_SSH_KEY or ~/.ssh/id_ed25519)",
     "destroy": "DigitalOcean: `pulumi destroy` the stack when the campaign is done (default: it stays up)",
-    "fault": "phase 4: fault class(es), comma list or repeated: kill_primary_mid_write, partition_minority, "
-             "drop_random_acks, clock_skew_peer (default all)",
+    "fault": "phase 4: fault class(es), comma list or repeated (default the release classes "
+             f"{', '.join(faults.DEFAULT_FAULTS)}): {faults.describe()}",
     "cycles": "phase 4: cycles per fault class (default 50)",
     "writes": "phase 4: writes per cycle (default 100)",
     "seed": "phase 4: seed of the fault moments (replays a campaign; default drawn and shown at the start)",
@@ -111,7 +112,7 @@ def gate(c, phases=None, config=None, target=None, defects=None, keep=False, inf
     """Run the gate: hosts (lab, or the Pulumi stack) -> phases -> validate -> summary -> report -> teardown.
 
     The first lines say what will run (target, phases, fault classes, cycles x writes, seed, where) and the
-    scope of the verdict: only all four phases, every fault class and 50 x 100 or more against a real target
+    scope of the verdict: only all four phases, every release fault class and 50 x 100 or more against a real target
     can clear a release. Exit code 0 pass, 1 fail (the product broke an invariant), 2 anything else (the gate
     could not tell, or a usage mistake). Results land in runs/<campaign-id>/.
     """
@@ -145,7 +146,7 @@ phase3 = _phase_task(3, "Phase 3 alone: SQLite -> Postgres -> SQLite migration, 
 def phase4(c, config=None, target=None, defects=None, keep=False, infra="auto", lab_name="sg", campaign_id=None,
            git_ref=None, fault=None, cycles=None, writes=None, seed=None, soak=False, skew=None, topology=None,
            runs_dir=None, stack=None, ssh_key=None, destroy=False):
-    """Phase 4 alone: the chaos campaign (kill, partition, pause, clock skew), e.g. --fault partition_minority
+    """Phase 4 alone: the chaos campaign (the fault classes of --fault), e.g. --fault partition_minority
     or --fault partition_minority,drop_random_acks (a partial gate)."""
     _run(None, [4], config=config, target=target, defects=defects, keep=keep, infra=infra, lab_name=lab_name,
          campaign_id=campaign_id, git_ref=git_ref, stack=stack, ssh_key=ssh_key, destroy=destroy, fault=fault,
@@ -154,7 +155,7 @@ def phase4(c, config=None, target=None, defects=None, keep=False, infra="auto", 
 
 SELFTEST_HELP = {
     "shape": "reduced (default: phase 4 at 5 cycles x 50 writes, one fault class per phase-4 defect; a few "
-             "minutes) or full (the gate's default settings, every fault class)",
+             "minutes) or full (the gate's default settings, every release fault class)",
     "defects": "comma list of seeded defects to run (default all; 'none' runs only the clean peer)",
     "repeat": "run the clean peer N times and report the false-red rate (target 0 of 10)",
     "lab_name": "name of the labs the self-test builds, one campaign at a time (default st; must not be up)",

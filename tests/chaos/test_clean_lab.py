@@ -1,4 +1,4 @@
-"""Against the clean reference peer on a real lab, every fault class passes at a small shape, with
+"""Against the clean reference peer on a real lab, every registered fault class passes at a small shape, with
 evidence in every cycle that its fault really happened, and histories that validate."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from shipgate.evidence.models import CycleRecord, OperationEvent
 from shipgate.evidence.validate import validate_run
-from shipgate.run.settings import FAULT_CLASSES
+from shipgate.nemesis.faults import NAMES
 from tests.chaos.conftest import run_phase4
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -19,6 +19,7 @@ EVIDENCE = {
     "partition_minority": ("heal on node-a", "dropped_packets="),
     "drop_random_acks": ("pause on node-b", "state=T"),
     "clock_skew_peer": ("clock on node-c", "offset_s="),  # "took effect": +300 s read back within tolerance
+    "packet_loss": ("heal on node-a [loss rules]", "dropped_packets="),
 }
 
 
@@ -27,7 +28,7 @@ def inv(lab_factory):
     return lab_factory("chclean")
 
 
-@pytest.mark.parametrize("fault", FAULT_CLASSES)
+@pytest.mark.parametrize("fault", NAMES)
 def test_class_passes_with_fault_evidence_in_every_cycle(inv, tmp_path: Path, fault: str) -> None:
     report = run_phase4(inv, tmp_path, faults=[fault], cycles=CYCLES, writes=WRITES, seed=7)
     result = report.faults[fault]
@@ -48,7 +49,7 @@ def test_class_passes_with_fault_evidence_in_every_cycle(inv, tmp_path: Path, fa
         assert any(marker in line and value in line and "took effect" in line for line in c.fault_evidence), \
             c.fault_evidence
         assert c.count_node0 == str(c.counts["node-a"]) and c.count_node1 == str(c.counts["node-b"])
-        if fault in ("partition_minority", "drop_random_acks", "kill_primary_mid_write"):
+        if fault in ("partition_minority", "drop_random_acks", "kill_primary_mid_write", "packet_loss"):
             assert c.fault_healed_at is not None and c.fault_healed_at >= c.fault_started_at
 
     ops = [OperationEvent.model_validate_json(line)

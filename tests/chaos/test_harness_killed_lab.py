@@ -83,6 +83,7 @@ CONDITIONS = {
     "partition_minority": lambda: "shipgate-nemesis" in _rules(f"{NAME}-node-a"),
     "drop_random_acks": lambda: any(state == "T" for _, state, _, _ in _lab_processes()),
     "clock_skew_peer": lambda: any(fake for _, _, _, fake in _lab_processes()),
+    "packet_loss": lambda: "shipgate-nemesis loss" in _rules(f"{NAME}-node-a"),
 }
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shipgate.nemesis import faults
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "campaign.yml"
 SECRET_ENV = ("DIGITALOCEAN_TOKEN", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL",
@@ -41,8 +43,21 @@ def test_dispatch_inputs(wf: dict):
     assert set(inputs) == {"target_ref", "campaign_id", "region", "chaos_cycles", "fault_classes", "seed"}
     assert inputs["target_ref"]["required"] and inputs["campaign_id"]["required"]
     assert inputs["region"]["default"] == "nyc3" and inputs["chaos_cycles"]["default"] == "50"
-    assert set(inputs["fault_classes"]["default"].split(",")) == {
-        "kill_primary_mid_write", "partition_minority", "drop_random_acks", "clock_skew_peer"}
+    assert tuple(inputs["fault_classes"]["default"].split(",")) == faults.DEFAULT_FAULTS
+
+
+def test_input_validation_knows_every_registered_fault_class(steps: list[dict]):
+    """The validation step runs before the ship-gate is installed, so it reads the registry's source: every
+    registered class is accepted, and the refusal names them all."""
+    body = _step(steps, "python3 - <<'PY'")["run"]
+    code = body.split("<<'PY'\n", 1)[1].rsplit("PY", 1)[0]
+    env = {"CAMPAIGN_ID": "c1", "REGION": "fra1", "CHAOS_CYCLES": "5", "TARGET_REF": "v1", "PATH": os.environ["PATH"]}
+    every = subprocess.run([sys.executable, "-c", code], env={**env, "FAULT_CLASSES": ",".join(faults.NAMES)},
+                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+    assert every.returncode == 0, every.stdout
+    bad = subprocess.run([sys.executable, "-c", code], env={**env, "FAULT_CLASSES": "meteor"}, cwd=ROOT,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 1 and f"choose from {', '.join(sorted(faults.NAMES))}" in bad.stdout, bad.stdout
 
 
 def test_builds_provisions_gates_uploads_commits_in_order(steps: list[dict]):
@@ -104,12 +119,12 @@ def test_input_validation_step_accepts_good_and_names_bad_inputs(steps: list[dic
     code = body.split("<<'PY'\n", 1)[1].rsplit("PY", 1)[0]
     good = {"CAMPAIGN_ID": "rc-0.7.0.r1", "REGION": "fra1", "CHAOS_CYCLES": "50", "TARGET_REF": "v0.7.0",
             "FAULT_CLASSES": "kill_primary_mid_write, clock_skew_peer"}
-    ok = subprocess.run([sys.executable, "-c", code], env={**good, "PATH": os.environ["PATH"]},
+    ok = subprocess.run([sys.executable, "-c", code], env={**good, "PATH": os.environ["PATH"]}, cwd=ROOT,
                         capture_output=True, text=True, timeout=30, check=False)
     assert ok.returncode == 0, ok.stdout
     bad = {"CAMPAIGN_ID": "x; rm -rf /", "REGION": "moon", "CHAOS_CYCLES": "0", "TARGET_REF": "$(id)",
            "FAULT_CLASSES": "meteor", "SEED": "12; id"}
-    res = subprocess.run([sys.executable, "-c", code], env={**bad, "PATH": os.environ["PATH"]},
+    res = subprocess.run([sys.executable, "-c", code], env={**bad, "PATH": os.environ["PATH"]}, cwd=ROOT,
                          capture_output=True, text=True, timeout=30, check=False)
     assert res.returncode == 1
     for name in ("campaign_id", "region", "chaos_cycles", "fault_classes", "target_ref", "seed"):

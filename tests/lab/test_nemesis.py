@@ -1,4 +1,4 @@
-"""Fault primitives on a real lab: iptables partitions with counters, SIGSTOP/SIGCONT/SIGKILL read back
+"""Fault primitives on a real lab: iptables partitions and packet loss with counters, SIGSTOP/SIGCONT/SIGKILL read back
 from /proc, and a real libfaketime offset on a process started over SSH (the reference peer's serve too)."""
 
 from __future__ import annotations
@@ -86,6 +86,45 @@ def test_partition_rejects_nonsense(inv: Inventory, access: HostAccess):
         nemesis.partition(access, inv, "node-a", ["node-z"])
     with pytest.raises(nemesis.NemesisError, match="at least one peer"):
         nemesis.partition(access, inv, "node-a", [])
+
+
+def test_packet_loss_drops_what_the_kernel_counts_on_the_vpc_link_and_heal_removes_it(
+        inv: Inventory, access: HostAccess):
+    """The evidence is the kernel's: the rule as iptables lists it (its probability parsed back), its DROP
+    counter equal to the datagrams whose send the kernel refused, and nothing left after the heal."""
+    b = inv.hosts["node-b"].private_address
+    ev = nemesis.packet_loss(access, "node-a", b, 0.5)
+    try:
+        assert ev.took_effect, ev
+        route = access.run("node-a", f"ip -o route get {b}").stdout
+        assert f" dev {ev.details['dev']} " in route and ev.details["dev"] != "lo"
+        assert ev.details["probability"] == pytest.approx(0.5, abs=1e-3)
+        assert f"{nemesis.TAG} loss" in str(ev.details["listed"]) and "probability=0.5" in ev.summary()
+        again = nemesis.packet_loss(access, "node-a", b, 0.5)
+        assert again.took_effect and again.details["rules"] == 1
+        assert access.run("node-a", f"iptables -w 5 -S | grep -c '{nemesis.TAG} loss'").stdout.strip() == "1"
+        # Locally generated packets a rule drops fail their send (EPERM): count them on the sender.
+        sent = access.run("node-a", f"n=0; for i in $(seq 400); do echo x 2>/dev/null > /dev/udp/{b}/9 "
+                                    "|| n=$((n+1)); done; echo $n", timeout=60)
+        refused = int(sent.stdout.split()[-1])
+        assert 100 < refused < 300, sent.describe()  # Binomial(400, 0.5): outside this is p < 1e-20
+        # The public link (this SSH session) is not the VPC link: it carries on untouched.
+        assert access.run("node-a", "true").ok
+    finally:
+        healed = nemesis.heal(access, inv, "node-a", what="loss")
+    assert healed.took_effect and healed.details["removed"] == 1, healed
+    assert healed.details["dropped_packets"] == refused, (healed.details, refused)
+    assert healed.details["remaining_rules"] == "0"
+    after = access.run("node-a", f"n=0; for i in $(seq 50); do echo x 2>/dev/null > /dev/udp/{b}/9 || n=$((n+1)); "
+                                 "done; echo $n", timeout=60)
+    assert after.stdout.split()[-1] == "0", after.describe()
+
+
+def test_packet_loss_rejects_nonsense(access: HostAccess):
+    with pytest.raises(nemesis.NemesisError, match="probability"):
+        nemesis.packet_loss(access, "node-a", "10.0.0.1", 1.0)
+    with pytest.raises(nemesis.NemesisError, match="not an IPv4 address"):
+        nemesis.packet_loss(access, "node-a", "node-b; reboot", 0.2)
 
 
 def test_pause_resume_kill_read_back_from_proc(access: HostAccess, sleeper: int):

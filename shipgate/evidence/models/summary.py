@@ -79,7 +79,9 @@ class RunShape(ArtifactModel):
         text = f"phases {','.join(map(str, self.phases))}"
         if 4 not in self.phases:
             return text + "; chaos: not requested"
-        classes = "every fault class" if set(self.fault_classes) >= set(FAULT_CLASSES) else ", ".join(self.fault_classes)
+        extra = [f for f in self.fault_classes if f not in FAULT_CLASSES]
+        classes = (", ".join(["every release fault class", *extra]) if set(self.fault_classes) >= set(FAULT_CLASSES)
+                   else ", ".join(self.fault_classes))
         seed = "drawn by phase 4" if self.seed is None else str(self.seed)
         return f"{text}; chaos: {classes}, {self.cycles} cycles x {self.writes} writes, seed {seed}"
 
@@ -172,7 +174,7 @@ class VerdictScope(ArtifactModel):
                     "fail": "Do not tag: the product broke an invariant."}.get(verdict, f"Do not tag yet: {no_facts}.")
         if self.kind == "partial":
             return {"pass": "Not a release verdict: what ran passed, but a partial gate cannot clear a release; run "
-                            "the full gate (all four phases, every fault class, 50 cycles x 100 writes or more) "
+                            "the full gate (all four phases, every release fault class, 50 cycles x 100 writes or more) "
                             "before tagging.",
                     "fail": "Do not tag: the product broke an invariant (found by a partial gate)."
                     }.get(verdict, f"No verdict: {no_facts}.")

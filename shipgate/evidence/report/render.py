@@ -39,6 +39,7 @@ from shipgate.evidence.report.summaries import (
     target_name,
 )
 from shipgate.evidence.report.svg import empty_plot
+from shipgate.nemesis import faults
 
 HERE = Path(__file__).parent
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -195,7 +196,8 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
     for name, fault in getattr(r, "faults", {}).items():
         out.append((f"faults.{name}", f"{fault.status}: {fault.cycles_run} cycles, ok {fault.ok}/{fault.writes}, "
                     f"lost {len(fault.lost)}, unexpected {len(fault.unexpected)}, duplicates "
-                    f"{len(fault.duplicates)}, bound {fault.convergence_bound}"))
+                    f"{len(fault.duplicates)}, bound {fault.convergence_bound}"
+                    + (f"; the fault: {faults.BY_NAME[name].mechanism}" if name in faults.BY_NAME else "")))
     for leg, comp in getattr(r, "content", {}).items():
         fields = "" if comp.mismatched_fields is None else f" in {comp.mismatched_fields} fields"
         sample = f" (first {len(comp.mismatched)} listed)" if len(comp.mismatched) < (comp.mismatched_fields or 0) else ""

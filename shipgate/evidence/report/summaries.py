@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from shipgate.evidence.models import Phase2Report, Phase3Report, Phase4Report
 from shipgate.evidence.models.summary import unscoped_decision
 from shipgate.evidence.report.load import RunData
+from shipgate.nemesis.faults import FAULTS
 
 PLAIN: dict[int, str] = {
     1: "the basics on every node (store, recall, backup and restore, MCP tools)",
@@ -20,12 +21,7 @@ PLAIN: dict[int, str] = {
     3: "moving data between SQLite and Postgres without losing or changing a record",
     4: "surviving crashes, network partitions, paused peers and clock skew while writing",
 }
-FAULT_PLAIN: dict[str, str] = {
-    "kill_primary_mid_write": "a crash of the node taking the writes",
-    "partition_minority": "a network partition",
-    "drop_random_acks": "a paused peer",
-    "clock_skew_peer": "clock skew on a peer",
-}
+FAULT_PLAIN: dict[str, str] = {f.name: f.plain for f in FAULTS}
 BRIEF: dict[int, str] = {1: "the basics", 2: "replication", 3: "migration", 4: "resilience under faults"}
 SHORT: dict[int, str] = {1: "functional", 2: "federation", 3: "migration", 4: "chaos"}
 

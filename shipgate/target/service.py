@@ -19,10 +19,6 @@ from shipgate.hosts.inventory import Inventory
 from shipgate.hosts.shell import WORKDIR
 from shipgate.hosts.ssh import CommandResult, HostAccess
 
-AGENT = calls.PATH
-AGENT_SOURCE = calls.SOURCE
-ALIVE = GONE = shell.PROCESS  # the process questions now live in shipgate.hosts.shell
-
 
 class ServiceError(RuntimeError):
     """The gate could not establish a fact about a host (an `error`, not a product `fail`)."""
@@ -89,7 +85,7 @@ def install_agent(access: HostAccess, hosts: Sequence[str]) -> None:
         homes[host] = res.stdout
     for host in hosts:
         try:
-            access.put(host, AGENT_SOURCE, f"{homes[host]}/{AGENT}", mode=0o755)
+            access.put(host, calls.SOURCE, f"{homes[host]}/{calls.PATH}", mode=0o755)
         except Exception as exc:
             raise ServiceError(host, f"cannot upload the host agent: {exc}") from exc
 

@@ -13,14 +13,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from shipgate.client import calls
 from shipgate.evidence.models import OperationEvent
 
-AGENT = Path(__file__).resolve().parents[2] / "shipgate" / "client" / "hostagent.py"
+AGENT = calls.SOURCE
 
 
 class Scripted(ThreadingHTTPServer):

@@ -15,12 +15,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-AGENT = Path(__file__).resolve().parents[2] / "shipgate" / "client" / "hostagent.py"
+from shipgate.client import calls
+
+AGENT = calls.SOURCE
 
 
 class Racing(ThreadingHTTPServer):

@@ -16,10 +16,11 @@ import pytest
 from phases.workload import plan_bulk, plan_mutations, plan_seed
 from refpeer.testing import PeerProc, make_cluster, wait_until
 from shipgate.checker.replication import expectations, kinds_satisfied, pair, unmet, verdicts
+from shipgate.client import calls
 from shipgate.evidence.models import OperationEvent
 from shipgate.run.settings import WorkloadSettings
 
-AGENT = Path(__file__).resolve().parents[2] / "shipgate" / "client" / "hostagent.py"
+AGENT = calls.SOURCE
 NAMES = ("node-a", "node-b", "node-c")
 
 

@@ -24,7 +24,7 @@ from shipgate.evidence.phase_ids import PHASE_NAMES
 from shipgate.evidence.problems import describe
 from shipgate.evidence.verdict import expected_artifacts
 from shipgate.hosts.inventory import PEER_NAMES
-from shipgate.hosts.ssh import CommandResult
+from shipgate.hosts.result import CommandResult
 from shipgate.run.context import Phase, PhaseContext, Progress
 from shipgate.run.settings import GateSettings
 

@@ -57,7 +57,7 @@ from shipgate.clock import sleep_until
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import Check, ClockOffset, FaultResult, Phase4Report
 from shipgate.hosts import clock
-from shipgate.hosts.ssh import CommandResult, HostError
+from shipgate.hosts.result import CommandResult, HostError
 from shipgate.nemesis.faults import FaultOutcome, FaultParams, fault_class
 from shipgate.run.settings import Phase4Settings
 from shipgate.target import service

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shipgate.hosts.ssh import CommandResult
+from shipgate.hosts.result import CommandResult
 
 
 def document(res: CommandResult) -> tuple[Any | None, str | None]:

@@ -13,9 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shipgate.hosts.inventory import Inventory
-from shipgate.hosts.ssh import HostAccess
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
+
 
 SAMPLES = 5
 SAMPLE_TIMEOUT_S = 10.0

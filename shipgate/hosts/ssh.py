@@ -20,13 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 
 from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.result import CommandResult, HostError
 
 # Extra seconds the client waits beyond a command's timeout for the host-side kill to be reported.
 _KILL_GRACE_S = 2.0
@@ -34,44 +34,6 @@ _CLIENT_GRACE_S = 5.0
 # Output kept per stream: a command that floods stdout must not exhaust the gate's memory.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _ENV_NAME_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-
-
-@dataclass
-class CommandResult:
-    """One command on one host. `error` is set when it could not run or timed out (then `exit_code` may be
-    None); a command that ran and failed has `error=None` and a non-zero `exit_code`."""
-
-    host: str
-    command: str
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.exit_code == 0
-
-    def describe(self) -> str:
-        """One line for logs and error messages: what ran where and how it ended."""
-        how = self.error or f"exit {self.exit_code}"
-        tail = (self.stderr.strip() or self.stdout.strip())[-300:]
-        return f"{self.host}: `{self.command}` -> {how}" + (f": {tail}" if tail else "")
-
-    def check(self) -> CommandResult:
-        """Return self when ok, else raise HostError naming the host (for callers that cannot go on)."""
-        if not self.ok:
-            raise HostError(self.host, self.describe())
-        return self
-
-
-class HostError(Exception):
-    """A host operation that must succeed did not; `host` names the host."""
-
-    def __init__(self, host: str, message: str) -> None:
-        super().__init__(message if message.startswith(f"{host}:") else f"{host}: {message}")
-        self.host = host
 
 
 def _env_prefix(env: Mapping[str, str] | None) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipgate.clock import sleep_until
-from shipgate.hosts.ssh import HostError
+from shipgate.hosts.result import HostError
 from shipgate.nemesis import primitives as nemesis
 from shipgate.target.cluster import ClassAborted, Cluster, RecoveryFailed
 from shipgate.target.service import ServiceError

@@ -13,13 +13,16 @@ import re
 import shlex
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from shipgate.hosts import shell
 from shipgate.hosts.inventory import Inventory
-from shipgate.hosts.ssh import CommandResult, HostAccess
+from shipgate.hosts.result import CommandResult
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
 
 TAG = "shipgate-nemesis"
 _OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")

@@ -12,13 +12,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from shipgate.evidence.models import TargetRef
 from shipgate.hosts.inventory import Inventory, file_sha256
-from shipgate.hosts.ssh import HostAccess
 from shipgate.run.options import CampaignError, CampaignOptions, Plan
 from shipgate.run.settings import GateSettings
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
 
 Progress = Callable[[str], None]
 

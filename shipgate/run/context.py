@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shipgate.evidence.models import PhaseReportBase, TargetRef
 from shipgate.hosts.inventory import Inventory
-from shipgate.hosts.ssh import HostAccess
 from shipgate.run.settings import GateSettings
 from shipgate.target.capabilities import Capabilities
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
 
 Progress = Callable[[str], None]
 

@@ -10,15 +10,18 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shipgate.client import calls
 from shipgate.hosts import shell
 from shipgate.hosts.inventory import Inventory
-from shipgate.hosts.ssh import CommandResult, HostAccess, HostError
+from shipgate.hosts.result import CommandResult, HostError
 from shipgate.nemesis import primitives as nemesis
 from shipgate.target import service
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
 
 LOCAL_PORTS = (19077, 19078, 19079)
 HOST_NAMES = ("node-a", "node-b", "node-c")

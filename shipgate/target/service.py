@@ -10,14 +10,18 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from shipgate.client import calls, output
 from shipgate.hosts import shell
 from shipgate.hosts.inventory import Inventory
+from shipgate.hosts.result import CommandResult
 from shipgate.hosts.shell import WORKDIR
-from shipgate.hosts.ssh import CommandResult, HostAccess
+
+if TYPE_CHECKING:  # the transport is only a type here: reading answers must not load paramiko
+    from shipgate.hosts.ssh import HostAccess
 
 
 class ServiceError(RuntimeError):

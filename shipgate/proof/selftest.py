@@ -83,6 +83,10 @@ PLANS: dict[str, DefectPlan] = {
     "migrate_truncate": DefectPlan(("content.roundtrip.identical",)),
     "migrate_duplicates": DefectPlan(("migrate.idempotent.*", "postgres.rows_after_idempotent")),
     "pg_list_cap_1000": DefectPlan(("migrate.reverse.read", "counts.src_equals_dst", "content.roundtrip.identical")),
+    "migrate_page_cap_500": DefectPlan(("migrate.forward.read", "postgres.rows_after_forward",
+                                        "content.forward.identical")),
+    "migrate_drops_links": DefectPlan(("links.forward.identical", "links.roundtrip.identical")),
+    "migrate_mangles_unicode": DefectPlan(("content.forward.identical", "content.roundtrip.identical")),
     "recall_hangs_offline": DefectPlan(("recall.answers",)),
     "update_title_not_replicated": DefectPlan(
         ("update.*",), pending="phase 2 writes no update yet (the wider replication workload adds them)"),

@@ -122,7 +122,8 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) 
         facts[field] = report
         checks.add(f"migrate.{leg}.read", s.rows, report.memories_read, report.memories_read == s.rows)
         checks.add(f"migrate.{leg}.written", s.rows, report.memories_written, report.memories_written == s.rows)
-        checks.add(f"migrate.{leg}.errors", [], report.errors, not report.errors)
+        checks.add(f"migrate.{leg}.errors", [], report.errors[:20], not report.errors,
+                   f"{len(report.errors)} errors, the first 20 shown" if len(report.errors) > 20 else None)
         checks.add(f"migrate.{leg}.exit", 0, res.exit_code, res.exit_code == 0)
         if leg in ("forward", "idempotent"):
             res = _run(ctx, f'psql "$DSN" -X -A -t -v ON_ERROR_STOP=1 -c {shlex.quote(PG_COUNT)}', secret_stdin=True)

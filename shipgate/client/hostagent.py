@@ -577,8 +577,10 @@ def cmd_seed(args: argparse.Namespace) -> int:
             a, b, relation = pair
             if a not in ids or b not in ids:
                 return {"error": f"link {a}->{b}: an end was not stored"}
+            # 0.7.0+ lets only the source memory's owner link it: the agent that stored the anchors.
             status, _, payload = ep.request("POST", "/api/v1/links",
-                                            {"source_id": ids[a], "target_id": ids[b], "relation": relation})
+                                            {"source_id": ids[a], "target_id": ids[b], "relation": relation},
+                                            {"X-Agent-Id": args.agent})
             if status in (200, 201):
                 return {"ok": True}
             return {"error": f"link {a}->{b}: {status} {payload[:200].decode('utf-8', 'replace')}"}

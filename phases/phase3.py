@@ -158,7 +158,7 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) 
 def _dump_postgres(ctx: PhaseContext, checks: Checks, leg: str) -> str | None:
     """Postgres' memories and links as JSON lines on the host (one row a line: JSON escapes newlines)."""
     where = f"{DUMPS}/{leg}"
-    psql = 'psql "$DSN" -X -A -t -q -v ON_ERROR_STOP=1 -c'
+    psql = 'PGCLIENTENCODING=UTF8 psql "$DSN" -X -A -t -q -v ON_ERROR_STOP=1 -c'
     res = _run(ctx, f"mkdir -p {where} && {psql} {shlex.quote(PG_DUMP_MEMORIES)} > {where}/memories.jsonl && "
                     f"{psql} {shlex.quote(PG_DUMP_LINKS)} > {where}/links.jsonl", secret_stdin=True, timeout=120)
     if not res.ok:

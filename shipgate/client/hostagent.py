@@ -394,7 +394,7 @@ SEED_TEXTS = (
     "quotes ' \" ` and a backslash \\ and a literal \\n; SQL '); DROP TABLE memories; --",
     'JSON-looking {"a": [1, "b"], "c": null}',
     "RTL \u05e2\u05d1\u05e8\u05d9\u05ea \u0627\u0644\u0639\u0631\u0628\u064a\u0629 then LTR",
-    "zero-width \u200b joiner \u200d bom \ufeff nbsp \u00a0 end",
+    "zero-width \u200b joiner \u200d bom \ufeff nbsp \u00a0 line separator \u2028 paragraph \u2029 end",
 )
 SEED_LONG_BYTES = (4096, 16_384, 40_000, 65_000)  # the product caps content at 65,536 bytes
 _LONG_UNIT = "\u9577\u3044\u884c long line \U0001f642 e\u0301 \"q\" \\ \n"

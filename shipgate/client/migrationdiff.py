@@ -3,6 +3,7 @@
 
 A store is a SQLite file (`sqlite:PATH`, the product's own schema) or a Postgres dump (`pg:DIR`: the
 `memories.jsonl` and `links.jsonl` that `psql -A -t -c "SELECT row_to_json(m) FROM memories m"` writes).
+Lines are split on "\n" only: JSON escapes it, but not U+2028 and other separators str.splitlines() knows.
 Rows are matched on (namespace, title), the key `migrate` upserts on; every field of a memory is compared,
 and the links as (source_id, target_id, relation). Timestamps are compared as instants to the microsecond:
 Postgres' TIMESTAMPTZ keeps microseconds, the SQLite store nanoseconds, so a finer difference is the
@@ -85,9 +86,9 @@ def load(spec: str) -> tuple[list[dict], list[tuple[str, str, str]]]:
         return rows, links
     if kind == "pg":
         base = Path(where)
-        rows = [normalise(json.loads(line)) for line in (base / "memories.jsonl").read_text().splitlines() if line]
+        rows = [normalise(json.loads(line)) for line in (base / "memories.jsonl").read_text(encoding="utf-8").split("\n") if line]
         links = []
-        for line in (base / "links.jsonl").read_text().splitlines():
+        for line in (base / "links.jsonl").read_text(encoding="utf-8").split("\n"):
             if line:
                 d = json.loads(line)
                 links.append((d["source_id"], d["target_id"], d["relation"]))

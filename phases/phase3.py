@@ -218,7 +218,13 @@ def _seed(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) -
             return False
         doc = service.agent_json(ctx.access, "chaos", [*plan, "--url", ctx.inventory.peer_url(HOST)],
                                  timeout=s.seed_timeout_s)
-        service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME, signal="INT")
+        try:
+            # SIGINT: the product checkpoints its WAL and exits; under load that took real 0.6.3 over 15 s once.
+            service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME, signal="INT", timeout=60)
+        except ServiceError as exc:
+            tail = service.serve_log_tail(ctx.access, HOST, name=SEED_PORT_NAME, lines=5).strip()[-400:]
+            checks.error("seed", s.rows, f"{exc}; seeding serve log: {tail or '(empty)'}")
+            return False
     else:
         doc = service.agent_json(ctx.access, HOST, [*plan, "--cli-db", SRC], timeout=s.seed_timeout_s)
     if doc.get("error"):

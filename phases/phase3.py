@@ -1,6 +1,12 @@
-"""Phase 3: migration. SQLite -> Postgres, the same again (idempotent), Postgres -> a fresh SQLite,
-then a record-by-record comparison of source and round trip (upstream compared counts only, so a
-truncated column would have passed).
+"""Phase 3: migration. SQLite -> Postgres, the same again (idempotent), Postgres -> a fresh SQLite; after
+every leg a row-by-row, field-by-field comparison of the two stores, links included (upstream compared
+counts only, so a truncated column would have passed).
+
+The seed is what can see truncation: rows well above every page, batch and cap on the path (list pages of
+20, the 200 and 1000 list caps, 500-row catch-up pages and bulk chunks, Postgres' silent 1000-row list),
+the base namespace alone above 1000, mixed tiers, priorities, sources, tags and metadata, long (~64 KB) and
+non-ASCII contents (emoji, CJK, combining marks, quotes, newlines), and links -- all a pure function of a
+seed recorded in the report (`shipgate.client.hostagent.seed_plan`).
 
 The Postgres DSN is a secret: it reaches the host on stdin, never on a command line, and every URL
 in the report is redacted by the model.
@@ -10,19 +16,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shlex
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
-from shipgate.client import calls
 from shipgate.evidence.models import ContentComparison, MigrateReport, Phase3Report
+from shipgate.evidence.models.phases import LinkComparison, SeedShape
 from shipgate.target import service
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 HOST = "node-a"
 SRC = f"{WORKDIR}/phase3-source.db"
 ROUNDTRIP = f"{WORKDIR}/phase3-roundtrip.db"
+DUMPS = f"{WORKDIR}/phase3-pg"
 SEED_PORT_NAME = "phase3-seed"
 
 # Empties every table the target's schema created, keeping the schema and the vector extension, so
@@ -33,45 +42,11 @@ PG_RESET = (
     "EXECUTE 'TRUNCATE TABLE public.' || quote_ident(r.tablename) || ' CASCADE'; END LOOP; END$$;"
 )
 PG_COUNT = "SELECT count(*) FROM memories"
+PG_DUMP_MEMORIES = "SELECT row_to_json(m) FROM memories m"
+PG_DUMP_LINKS = "SELECT row_to_json(l) FROM memory_links l"
 
-COMPARE = r"""
-import json, sqlite3, sys
-FIELDS = ("id", "tier", "content", "tags", "priority", "confidence", "source")
-def rows(path):
-    c = sqlite3.connect("file:" + path + "?mode=ro", uri=True)
-    c.row_factory = sqlite3.Row
-    out = {}
-    for r in c.execute("select * from memories where namespace = ?", (sys.argv[3],)):
-        d = dict(r)
-        try:
-            d["tags"] = sorted(json.loads(d.get("tags") or "[]"))
-        except ValueError:
-            pass
-        try:
-            d["agent_id"] = json.loads(d.get("metadata") or "{}").get("agent_id")
-        except ValueError:
-            d["agent_id"] = None
-        out[d["title"]] = d
-    return out
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-mism = []
-identical = rows = 0
-for title, ra in a.items():
-    rb = b.get(title)
-    if rb is None:
-        continue
-    bad = [f for f in FIELDS + ("agent_id",) if ra.get(f) != rb.get(f)]
-    if not bad:
-        identical += 1
-    else:
-        rows += 1
-    for f in bad:
-        mism.append({"id": ra["id"], "field": f, "expected": ra.get(f), "observed": rb.get(f)})
-print(json.dumps({"compared": len(a), "identical": identical,
-                  "missing": sorted(a[t]["id"] for t in a if t not in b),
-                  "unexpected": sorted(b[t]["id"] for t in b if t not in a),
-                  "mismatched": mism[:50], "mismatched_rows": rows, "mismatched_fields": len(mism)}))
-"""
+# The comparison runs on the host that holds the stores (stdlib only), sent with each call.
+DIFF = (Path(__file__).resolve().parents[1] / "shipgate" / "client" / "migrationdiff.py").read_text()
 
 
 def run(ctx: PhaseContext) -> Phase3Report:
@@ -80,20 +55,22 @@ def run(ctx: PhaseContext) -> Phase3Report:
     facts: dict[str, Any] = {}
     caps = ctx.capabilities
     missing = caps.lacks("migrate") if caps is not None else None
+    s = ctx.settings.phase3
+    seed = s.seed if s.seed is not None else secrets.randbits(31)
     try:
         if missing:
             checks.error("migrate.available", "an `ai-memory migrate` subcommand (a build with --features "
                          "sal,sal-postgres)", f"{missing}: the migration cannot be tested; `invoke target.install "
                          "VERSION` builds a release with those features")
         else:
-            _steps(ctx, checks, facts)
+            _steps(ctx, checks, facts, seed)
     except ServiceError as exc:
         checks.error(f"host.{exc.host}", "reachable", str(exc))
     finally:
         with contextlib.suppress(ServiceError):
             service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME)
-    return Phase3Report.from_checks(checks.items, timing=watch.timing(), settings=ctx.settings.phase3.model_dump(mode="json"),
-                                    target=ctx.target_ref(), **facts)
+    return Phase3Report.from_checks(checks.items, timing=watch.timing(), settings={**s.model_dump(mode="json"),
+                                    "seed": seed}, target=ctx.target_ref(), **facts)
 
 
 def _run(ctx: PhaseContext, command: str, *, timeout: float = 120, secret_stdin: bool = False):
@@ -115,9 +92,9 @@ def _run(ctx: PhaseContext, command: str, *, timeout: float = 120, secret_stdin:
     return res
 
 
-def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
+def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) -> None:
     s = ctx.settings.phase3
-    _run(ctx, f"mkdir -p {WORKDIR} && rm -f {SRC}* {ROUNDTRIP}*")
+    _run(ctx, f"mkdir -p {WORKDIR} && rm -rf {SRC}* {ROUNDTRIP}* {DUMPS}")
     ctx.progress("phase 3: emptying the Postgres store")
     res = _run(ctx, f'psql "$DSN" -X -q -v ON_ERROR_STOP=1 -c {shlex.quote(PG_RESET)}', secret_stdin=True, timeout=60)
     if not res.ok:
@@ -125,10 +102,8 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
                      (res.error or res.stderr.strip())[-300:].replace(ctx.inventory.postgres.password.get_secret_value(), "***"))
         return
 
-    ctx.progress(f"phase 3: seeding {s.rows} memories in SQLite ({s.seed_method})")
-    seeded = _seed(ctx, checks, s.rows, s.seed_method, s.namespace)
-    facts["seeded"] = seeded
-    if seeded != s.rows:
+    ctx.progress(f"phase 3: seeding {s.rows} memories and {s.links} links in SQLite ({s.seed_method}, seed {seed})")
+    if not _seed(ctx, checks, facts, seed):
         return
 
     legs = [("forward", "report_forward", f"sqlite://$HOME/{SRC}", '"$DSN"'),
@@ -137,7 +112,7 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     for leg, field, src, dst in legs:
         ctx.progress(f"phase 3: migrate {leg}")
         res = _run(ctx, f"ai-memory migrate --from {src} --to {dst} --batch {s.batch} --json", secret_stdin=True,
-                   timeout=300)
+                   timeout=s.migrate_timeout_s)
         report = _migrate_report(res)
         if report is None:
             secret = ctx.inventory.postgres.password.get_secret_value()
@@ -147,7 +122,8 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
         facts[field] = report
         checks.add(f"migrate.{leg}.read", s.rows, report.memories_read, report.memories_read == s.rows)
         checks.add(f"migrate.{leg}.written", s.rows, report.memories_written, report.memories_written == s.rows)
-        checks.add(f"migrate.{leg}.errors", [], report.errors, not report.errors)
+        checks.add(f"migrate.{leg}.errors", [], report.errors[:20], not report.errors,
+                   f"{len(report.errors)} errors, the first 20 shown" if len(report.errors) > 20 else None)
         checks.add(f"migrate.{leg}.exit", 0, res.exit_code, res.exit_code == 0)
         if leg in ("forward", "idempotent"):
             res = _run(ctx, f'psql "$DSN" -X -A -t -v ON_ERROR_STOP=1 -c {shlex.quote(PG_COUNT)}', secret_stdin=True)
@@ -157,6 +133,13 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
             else:
                 checks.add(f"postgres.rows_after_{leg}", s.rows, count, count == s.rows,
                            "a re-run must upsert, not duplicate" if leg == "idempotent" and count != s.rows else None)
+            dump = _dump_postgres(ctx, checks, leg)
+            if dump is not None:
+                _compare(ctx, checks, facts, leg, f"sqlite:{SRC}", dump, "the source", "Postgres")
+        else:
+            pg = f"pg:{DUMPS}/idempotent"
+            if "idempotent" in facts.get("content", {}):
+                _compare(ctx, checks, facts, "reverse", pg, f"sqlite:{ROUNDTRIP}", "Postgres", "the round trip")
 
     counts = {}
     for name, path in (("src_count", SRC), ("dst_count", ROUNDTRIP)):
@@ -169,54 +152,99 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     if len(counts) == 2:
         checks.add("counts.src_equals_dst", counts["src_count"], counts["dst_count"],
                    counts["src_count"] == counts["dst_count"] == s.rows)
+    _compare(ctx, checks, facts, "roundtrip", f"sqlite:{SRC}", f"sqlite:{ROUNDTRIP}", "the source", "the round trip")
 
-    res = _run(ctx, f"python3 -c {shlex.quote(COMPARE)} {SRC} {ROUNDTRIP} {shlex.quote(s.namespace)}")
+
+def _dump_postgres(ctx: PhaseContext, checks: Checks, leg: str) -> str | None:
+    """Postgres' memories and links as JSON lines on the host (one row a line: JSON escapes newlines)."""
+    where = f"{DUMPS}/{leg}"
+    psql = 'PGCLIENTENCODING=UTF8 psql "$DSN" -X -A -t -q -v ON_ERROR_STOP=1 -c'
+    res = _run(ctx, f"mkdir -p {where} && {psql} {shlex.quote(PG_DUMP_MEMORIES)} > {where}/memories.jsonl && "
+                    f"{psql} {shlex.quote(PG_DUMP_LINKS)} > {where}/links.jsonl", secret_stdin=True, timeout=120)
+    if not res.ok:
+        checks.error(f"content.{leg}", "Postgres' rows and links, dumped for the comparison",
+                     f"psql: {(res.error or res.stderr.strip())[-300:]}")
+        return None
+    return f"pg:{where}"
+
+
+def _compare(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], leg: str, expected: str, observed: str,
+             exp_name: str, obs_name: str) -> None:
+    """content.<leg>.identical and links.<leg>.identical: every row and link of `expected` in `observed`,
+    field by field, and nothing else."""
+    res = _run(ctx, f"python3 -c {shlex.quote(DIFF)} compare {shlex.quote(expected)} {shlex.quote(observed)}",
+               timeout=120)
     try:
-        cmp = ContentComparison.model_validate(json.loads(res.stdout))
+        doc = json.loads(res.stdout)
+        cmp = ContentComparison.model_validate(doc["rows"])
+        links = LinkComparison.model_validate(doc["links"])
     except (ValueError, KeyError, TypeError) as exc:
-        checks.error("content.roundtrip", "identical rows", f"cannot compare: {exc}; {res.stderr.strip()[-300:]}")
+        checks.error(f"content.{leg}", "identical rows", f"cannot compare: {exc}; {res.stderr.strip()[-300:]}")
         return
-    facts["content"] = {"roundtrip": cmp}
-    checks.add("content.roundtrip.identical", cmp.compared, cmp.identical,
-               cmp.identical == cmp.compared == s.rows and not cmp.unexpected,
-               None if cmp.identical == cmp.compared else
-               f"{len(cmp.missing)} missing, {len(cmp.unexpected)} unexpected, {cmp.rows_differing} rows differ in "
-               f"{cmp.mismatched_fields} fields"
-               + (f", e.g. {cmp.mismatched[0].field} of {cmp.mismatched[0].id}" if cmp.mismatched else ""))
+    facts.setdefault("content", {})[leg] = cmp
+    facts.setdefault("links", {})[leg] = links
+    problems = []
+    if cmp.n_missing or cmp.n_unexpected:
+        problems.append(f"{cmp.n_missing} of {exp_name}'s rows missing from {obs_name}, {cmp.n_unexpected} unexpected")
+    if cmp.duplicate_keys:
+        problems.append(f"{cmp.duplicate_keys} duplicated (namespace, title) in {obs_name}")
+    if cmp.rows_differing:
+        first = cmp.mismatched[0] if cmp.mismatched else None
+        problems.append(f"{cmp.rows_differing} rows differ in {cmp.mismatched_fields} fields"
+                        + (f", first: {first.field} of {first.id}" if first else ""))
+    checks.add(f"content.{leg}.identical", cmp.compared, cmp.identical, cmp.clean and cmp.compared > 0,
+               "; ".join(problems) or (f"{exp_name} holds no rows" if not cmp.compared else None))
+    detail = None
+    if links.missing_count or links.unexpected_count:
+        first = links.missing[0] if links.missing else links.unexpected[0]
+        detail = (f"{links.missing_count} of {exp_name}'s {links.compared} links missing from {obs_name}, "
+                  f"{links.unexpected_count} unexpected; first: {first.source_id} -{first.relation}-> {first.target_id}")
+    elif not links.compared:
+        detail = f"{exp_name} holds no links to carry"
+    checks.add(f"links.{leg}.identical", links.compared, links.identical,
+               links.identical == links.compared and not links.unexpected_count, detail)
 
 
-def _seed(ctx: PhaseContext, checks: Checks, rows: int, method: str, namespace: str) -> int:
-    """Seed the source database; returns the row count it then holds (0 when seeding failed)."""
-    if method == "bulk":
+def _seed(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) -> bool:
+    """Seed the source database from the plan; True when it then holds every planned row and link."""
+    s = ctx.settings.phase3
+    plan = ["seed", "--namespace", s.namespace, "--count", str(s.rows), "--links", str(s.links), "--seed", str(seed)]
+    if s.seed_method == "bulk":
         spec = ServeSpec(host=HOST, db=SRC, name=SEED_PORT_NAME, flags=ctx.serve_flags)
         service.start_serve(ctx.access, spec)
         bad = service.wait_healthy(ctx.access, ctx.inventory, [HOST], deadline_s=30)
         if bad[HOST]:
-            checks.error("seed", rows, f"serve for seeding not healthy: {bad[HOST]}")
-            return 0
-        doc = service.agent_json(ctx.access, "chaos", calls.bulk(ctx.inventory.peer_url(HOST), namespace, rows),
-                                 timeout=300)
-        service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME, signal="INT")
-        statuses = [r.get("status") for r in doc.get("responses", [])]
-        if doc.get("error") or any(st not in (200, 201) for st in statuses):
-            checks.error("seed", rows, f"bulk seeding failed: {doc.get('error') or doc.get('responses')}")
-            return 0
+            checks.error("seed", s.rows, f"serve for seeding not healthy: {bad[HOST]}")
+            return False
+        doc = service.agent_json(ctx.access, "chaos", [*plan, "--url", ctx.inventory.peer_url(HOST)],
+                                 timeout=s.seed_timeout_s)
+        try:
+            # SIGINT: the product checkpoints its WAL and exits; under load that took real 0.6.3 over 15 s once.
+            service.stop_serve(ctx.access, HOST, name=SEED_PORT_NAME, signal="INT", timeout=60)
+        except ServiceError as exc:
+            tail = service.serve_log_tail(ctx.access, HOST, name=SEED_PORT_NAME, lines=5).strip()[-400:]
+            checks.error("seed", s.rows, f"{exc}; seeding serve log: {tail or '(empty)'}")
+            return False
     else:
-        script = (f"for i in $(seq 1 {rows}); do env AI_MEMORY_DB={SRC} ai-memory store --title migrate-test-$i "
-                  f"--content \"row $i for migration test\" --tier mid --namespace {shlex.quote(namespace)} "
-                  ">/dev/null || exit 1; done")
-        res = _run(ctx, script, timeout=max(120, rows * 1.0))
-        if not res.ok:
-            checks.error("seed", rows, f"store loop failed: {(res.error or res.stderr.strip())[-300:]}")
-            return 0
+        doc = service.agent_json(ctx.access, HOST, [*plan, "--cli-db", SRC], timeout=s.seed_timeout_s)
+    if doc.get("error"):
+        checks.error("seed", s.rows, f"seeding failed: {doc['error']}; {doc.get('errors')}")
+        return False
     res = _run(ctx, cli(SRC, "stats", "--json"))
     try:
-        total = int(json.loads(res.stdout)["total"])
+        stats = json.loads(res.stdout)
+        total, links = int(stats["total"]), int(stats["links_count"])
     except (ValueError, KeyError, TypeError):
-        checks.error("seed", rows, f"stats --json unreadable after seeding: {res.stderr.strip()[-200:]}")
-        return 0
-    checks.add("seed.rows", rows, total, total == rows)
-    return total
+        checks.error("seed", s.rows, f"stats --json unreadable after seeding: {res.stderr.strip()[-200:]}")
+        return False
+    facts["seeded"], facts["seeded_links"] = total, links
+    problems = "; ".join(doc.get("errors") or [])[:600] or None
+    ok = checks.add("seed.rows", s.rows, total, total == s.rows, problems if total != s.rows else None)
+    ok = checks.add("seed.links", s.links, links, links == s.links, problems if links != s.links else None) and ok
+    res = _run(ctx, f"python3 -c {shlex.quote(DIFF)} shape {shlex.quote(f'sqlite:{SRC}')}", timeout=120)
+    with contextlib.suppress(ValueError, TypeError):
+        facts["seed_shape"] = SeedShape.model_validate(json.loads(res.stdout))
+    return ok
 
 
 def _migrate_report(res: Any) -> MigrateReport | None:

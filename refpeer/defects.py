@@ -44,6 +44,12 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("mcp_core_profile", "mcp advertises only the 6 core-family tools (store, recall, search, list, get, capabilities) instead of the 43 of 0.6.3", "1"),
     Defect("migrate_truncate", "migrate silently truncates content (counts still match)", "3"),
     Defect("migrate_duplicates", "a migrate re-run inserts duplicate rows instead of upserting", "3"),
+    Defect("migrate_page_cap_500", "migrate reads only the first page (500 rows) of a paged SQLite source and "
+           "reports what it read, with no error (the class of #298's migrate cursor data loss)", "3"),
+    Defect("migrate_drops_links", "real 0.6.0-0.6.4: migrate copies the memories and none of their links "
+           "(fixed by 0.7.0's link-walk, F6)", "3"),
+    Defect("migrate_mangles_unicode", "migrate writes every character outside the Basic Multilingual Plane "
+           "(emoji) as U+FFFD, as a utf8mb3-style column would; counts and ASCII rows unchanged", "3"),
     Defect("update_title_not_replicated", "real 0.6.3: a PUT that changes the title is acknowledged (200) but "
            "peers keep the old row (their insert_if_newer keys on the new title, collides on the id and skips "
            "it), by fan-out and by catch-up alike", "2"),

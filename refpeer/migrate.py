@@ -5,9 +5,16 @@ dedup by id, then `store()` every row into the destination, which upserts on (ti
 accepted and ignored (`batches` is always 1). With errors the report is printed and then the process exits 1;
 a connect or schema failure exits 1 before any report.
 
+Links are copied after the memories (as 0.7.0's "link-walk" does; 0.6.0-0.6.4 copied none): every link of the
+source whose two ends the destination holds, relation kept, `created_at` stamped at the copy. The report keeps
+0.6.3's keys (0.7.0 added none to the JSON).
+
 Seeded defects (refpeer.defects): `migrate_truncate` silently cuts every written content to
 `TRUNCATE_AT` characters (the counts still match); `migrate_duplicates` makes the Postgres destination insert
-instead of upsert, so a re-run duplicates every row (the report still says written == read).
+instead of upsert, so a re-run duplicates every row (the report still says written == read);
+`migrate_page_cap_500` reads only the first page of `PAGE_CAP` rows of a SQLite source (the report counts what
+it read); `migrate_drops_links` copies no link (0.6.0-0.6.4); `migrate_mangles_unicode` writes every character
+outside the Basic Multilingual Plane (emoji) as U+FFFD, as a utf8mb3-style column would.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from typing import Any, Protocol
 
 LIST_LIMIT = 1_000_000
 TRUNCATE_AT = 16
+PAGE_CAP = 500
 _PAGE = 1000
+Link = tuple[str, str, str]
 
 
 class MigrateError(RuntimeError):
@@ -31,6 +40,9 @@ class MigrateError(RuntimeError):
 class Side(Protocol):
     def list_all(self, namespace: str | None) -> list[dict[str, Any]]: ...
     def store(self, mem: dict[str, Any]) -> str: ...
+    def links(self) -> list[Link]: ...
+    def has(self, id: str) -> bool: ...
+    def link(self, link: Link) -> None: ...
     def transaction(self) -> AbstractContextManager[Any]: ...
     def close(self) -> None: ...
 
@@ -58,12 +70,16 @@ class SqliteSide:
             raise MigrateError(f"open {url}: {exc}") from None
 
     def list_all(self, namespace: str | None) -> list[dict[str, Any]]:
+        from refpeer import defects
+
+        first_page_only = defects.enabled("migrate_page_cap_500")
+        size = PAGE_CAP if first_page_only else _PAGE
         rows: list[dict[str, Any]] = []
         offset = 0
         while len(rows) < LIST_LIMIT:
-            page = self.db.list(namespace=namespace, limit=_PAGE, offset=offset, include_expired=False)
+            page = self.db.list(namespace=namespace, limit=size, offset=offset, include_expired=False)
             rows.extend(page)
-            if len(page) < _PAGE:
+            if len(page) < size or first_page_only:
                 break
             offset += len(page)
         return rows
@@ -71,6 +87,16 @@ class SqliteSide:
     def store(self, mem: dict[str, Any]) -> str:
         stored, _created = self.db.store(mem, on_conflict="upsert")
         return str(stored["id"])
+
+    def links(self) -> list[Link]:
+        cur = self.db.conn.execute("SELECT source_id, target_id, relation FROM memory_links")
+        return [(str(a), str(b), str(r)) for a, b, r in cur.fetchall()]
+
+    def has(self, id: str) -> bool:
+        return self.db.get(id) is not None
+
+    def link(self, link: Link) -> None:
+        self.db.add_link(*link)
 
     def transaction(self) -> AbstractContextManager[Any]:
         return nullcontext()
@@ -93,6 +119,15 @@ class PostgresSide:
 
     def store(self, mem: dict[str, Any]) -> str:
         return self.db.store(mem)
+
+    def links(self) -> list[Link]:
+        return self.db.links()
+
+    def has(self, id: str) -> bool:
+        return self.db.get(id) is not None
+
+    def link(self, link: Link) -> None:
+        self.db.add_link(*link)
 
     def transaction(self) -> AbstractContextManager[Any]:
         return self.db.transaction()
@@ -120,11 +155,21 @@ def _dedup(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield row
 
 
+def _no_astral(text: Any) -> Any:
+    if isinstance(text, str):
+        return "".join("\ufffd" if ord(c) > 0xFFFF else c for c in text)
+    if isinstance(text, list):
+        return [_no_astral(t) for t in text]
+    return text
+
+
 def migrate(from_url: str, to_url: str, *, namespace: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Run one migration and return the report of contract 2.8. Raises MigrateError on connect failures."""
     from refpeer import defects
 
     truncate = defects.enabled("migrate_truncate")
+    mangle = defects.enabled("migrate_mangles_unicode")
+    with_links = not defects.enabled("migrate_drops_links")
     report: dict[str, Any] = {"from_url": from_url, "to_url": to_url, "memories_read": 0,
                               "memories_written": 0, "batches": 1, "errors": [], "dry_run": dry_run}
     src = open_side(from_url)
@@ -148,17 +193,39 @@ def migrate(from_url: str, to_url: str, *, namespace: str | None = None, dry_run
                     mem = dict(row)
                     if truncate:
                         mem["content"] = mem["content"][:TRUNCATE_AT]
+                    if mangle:
+                        for key in ("title", "content", "tags"):
+                            mem[key] = _no_astral(mem.get(key))
                     try:
                         dst.store(mem)
                     except Exception as exc:
                         report["errors"].append(f"{row['id']}: {str(exc).strip()}")
                     else:
                         report["memories_written"] += 1
+                if with_links:
+                    _copy_links(src, dst, namespace, {row["id"] for row in rows}, report)
         finally:
             dst.close()
     finally:
         src.close()
     return report
+
+
+def _copy_links(src: Side, dst: Side, namespace: str | None, moved: set[str], report: dict[str, Any]) -> None:
+    """Every source link whose two ends the destination holds; with --namespace only links of moved rows."""
+    try:
+        links = src.links()
+    except Exception as exc:
+        report["errors"].append(f"list source links: {str(exc).strip()}")
+        return
+    for link in links:
+        if namespace is not None and not (link[0] in moved or link[1] in moved):
+            continue
+        try:
+            if dst.has(link[0]) and dst.has(link[1]):
+                dst.link(link)
+        except Exception as exc:
+            report["errors"].append(f"link {link[0]} -> {link[1]}: {str(exc).strip()}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -241,6 +241,16 @@ class PgStore:
         row = cur.fetchone()
         return self._row(row) if row else None
 
+    def links(self) -> list[tuple[str, str, str]]:
+        cur = self.conn.execute("SELECT source_id, target_id, relation FROM memory_links")
+        return [(str(a), str(b), str(r)) for a, b, r in cur.fetchall()]
+
+    def add_link(self, source_id: str, target_id: str, relation: str = "related_to") -> None:
+        """Insert a link (kept if already there), stamped now: the copy's time, as 0.7.0's migrate does."""
+        with self.conn.transaction():
+            self.conn.execute("INSERT INTO memory_links (source_id, target_id, relation) VALUES (%s, %s, %s) "
+                              "ON CONFLICT DO NOTHING", (source_id, target_id, relation))
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM memories").fetchone()[0])
 

@@ -12,6 +12,7 @@ has a timeout. Subcommands:
   bulk    seed rows through POST /api/v1/memories/bulk
   ops     a planned mixed workload (stdin): one writer per node, one JSONL event per invoke and completion
   state   every row of some namespaces and the links of some ids, on each node (the workload's convergence)
+  seed    the migration phase's seed: mixed rows (bulk and single writes) and links, from a recorded seed
   health  poll GET /api/v1/health until "ok" or a deadline
   mcp     drive `ai-memory mcp` over stdio: initialize, tools/list, one tools/call
 """
@@ -23,6 +24,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -540,9 +542,226 @@ def cmd_state(args: argparse.Namespace) -> int:
         t.start()
     for t in threads:
         t.join()
-    json.dump(results, sys.stdout, separators=(",", ":"))
-    sys.stdout.write("\n")
+    _answer(results, compact=True)
     return 0
+
+
+# --- the migration phase's seed ----------------------------------------------------------------------
+
+SEED_RELATIONS = ("related_to", "supersedes", "contradicts", "derived_from")
+SEED_SOURCES = ("api", "cli", "import", "user", "claude", "hook", "system", "consolidation")
+SEED_TAGS = ("alpha", "beta", "\u00fcn\u00efc\u00f8d\u00e9", "\u6f22\u5b57", "emoji-\U0001f642", "with space",
+             'quote"d', "a/b:c", "e\u0301-combining", "\U0001f1ef\U0001f1f5")
+# Texts a migration can break: multi-byte, outside the BMP, ZWJ sequences, combining marks next to their
+# precomposed forms (a normaliser changes them), quotes and backslashes, JSON and SQL look-alikes, RTL, and
+# invisible format characters. No NUL, no CR: the product refuses control characters other than \n and \t.
+SEED_TEXTS = (
+    "plain ascii row",
+    "multi\nline\n\ttabbed content\nlast line",
+    "emoji \U0001f642\U0001f680 ZWJ \U0001f469\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466 flag "
+    "\U0001f1ef\U0001f1f5 skin \U0001f44d\U0001f3fd",
+    "CJK \u6f22\u5b57\u304b\u306a\u30ab\u30ca \ud55c\uad6d\uc5b4 \u4e2d\u6587",
+    "combining e\u0301 a\u0308\u0304 o\u0302\u0323 (decomposed) and \u00e9 \u00e4 (precomposed)",
+    "quotes ' \" ` and a backslash \\ and a literal \\n; SQL '); DROP TABLE memories; --",
+    'JSON-looking {"a": [1, "b"], "c": null}',
+    "RTL \u05e2\u05d1\u05e8\u05d9\u05ea \u0627\u0644\u0639\u0631\u0628\u064a\u0629 then LTR",
+    "zero-width \u200b joiner \u200d bom \ufeff nbsp \u00a0 line separator \u2028 paragraph \u2029 end",
+)
+SEED_LONG_BYTES = (4096, 16_384, 40_000, 65_000)  # the product caps content at 65,536 bytes
+_LONG_UNIT = "\u9577\u3044\u884c long line \U0001f642 e\u0301 \"q\" \\ \n"
+
+
+def _utf8_prefix(text: str, size: int) -> str:
+    """The longest prefix of `text` of at most `size` UTF-8 bytes (never a broken character)."""
+    return text.encode()[:size].decode("utf-8", "ignore")
+
+
+def seed_plan(seed: int, count: int, namespace: str, links: int, anchor_every: int = 8) -> dict:
+    """The migration seed as a pure function of (seed, count, namespace, links): rows of mixed tiers,
+    priorities, confidences, sources, namespaces (the base one holds over half, so one namespace crosses
+    every per-namespace cap too), tags, metadata and contents (short, long up to ~64 KB, non-ASCII), and
+    links between the `anchor` rows (written one by one, since bulk answers no ids)."""
+    rng = random.Random(f"phase3:{seed}")
+    spaces = (namespace, f"{namespace}/team-a", f"{namespace}/deep/x/y/z", f"{namespace}/\u00fcn\u00ef-\u540d\u524d")
+    rows: list[dict] = []
+    for i in range(count):
+        ns = rng.choices(spaces, weights=(55, 20, 15, 10))[0]
+        if i % 7 == 3:
+            title = f"m\u00efgr\u00e4t\u00eb {i} \u6f22\u5b57 \U0001f642 \"q\" 'a'"
+        elif i % 11 == 5:
+            title = f"migrate-test-{i}-" + "t\u00eftl\u00eb " * 40
+        else:
+            title = f"migrate-test-{i}"
+        if i % 97 == 13:
+            size = SEED_LONG_BYTES[(i // 97) % len(SEED_LONG_BYTES)]
+            content = _utf8_prefix(f"row {i} long " + _LONG_UNIT * (size // len(_LONG_UNIT.encode()) + 1), size)
+        else:
+            content = f"row {i}: " + " | ".join(rng.sample(SEED_TEXTS, rng.randint(1, 3)))
+        meta: dict[str, Any] = {}
+        if rng.random() < 0.5:
+            meta = {"k": i, "nested": {"list": [1, "two", None, True, 2.5], "\u00fc": "\u6f22 \U0001f642"},
+                    "note": rng.choice(SEED_TEXTS)}
+        rows.append({
+            "tier": rng.choices(("short", "mid", "long"), weights=(2, 5, 3))[0], "namespace": ns,
+            "title": title, "content": content,
+            "tags": rng.sample(SEED_TAGS, rng.randint(0, 4)), "priority": rng.randint(1, 10),
+            "confidence": rng.choice((1.0, 0.0, 0.5, round(rng.random(), 6))),
+            "source": rng.choice(SEED_SOURCES), "metadata": meta})
+    anchors = list(range(0, count, anchor_every))
+    pairs: list[tuple[int, int, str]] = []
+    room = len(anchors) * (len(anchors) - 1) * len(SEED_RELATIONS)
+    if links > room:
+        raise SystemExit(f"hostagent seed: {links} links need more than {len(anchors)} anchor rows "
+                         f"(at most {room}); raise --count or lower --links")
+    taken: set[tuple[int, int, str]] = set()
+    while len(pairs) < links:
+        a, b = rng.sample(anchors, 2)
+        link = (a, b, rng.choice(SEED_RELATIONS))
+        if link not in taken:
+            taken.add(link)
+            pairs.append(link)
+    return {"rows": rows, "anchors": anchors, "links": pairs}
+
+
+def _chunks(rows: list[dict], count: int, max_bytes: int) -> list[list[dict]]:
+    """Bulk requests of at most `count` rows and `max_bytes` of JSON (the server refuses bodies over 2 MiB)."""
+    out: list[list[dict]] = []
+    cur: list[dict] = []
+    size = 0
+    for row in rows:
+        n = len(json.dumps(row).encode()) + 1
+        if cur and (len(cur) >= count or size + n > max_bytes):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(row)
+        size += n
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _parallel(items: list, fn, workers: int, timeout: float, url: str) -> list:
+    """fn(endpoint, item) for every item on `workers` keep-alive connections; results in item order."""
+    results: list = [None] * len(items)
+    cursor = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        ep = Endpoint(url, timeout)
+        try:
+            while True:
+                with lock:
+                    k = next(cursor, None)
+                if k is None:
+                    return
+                try:
+                    results[k] = fn(ep, items[k])
+                except Exception as exc:
+                    results[k] = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            ep.close()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _seed_cli(args: argparse.Namespace, plan: dict, out: dict, problem) -> None:
+    """The same plan through the CLI, one process per row and per link (`store` takes no metadata)."""
+    base = [*args.cli.split(), "--db", args.cli_db]
+    ids: dict[int, str] = {}
+    for i, row in enumerate(plan["rows"]):
+        argv = [*base, "store", "--title", row["title"], "--content", row["content"], "--tier", row["tier"],
+                "--namespace", row["namespace"], "--tags", ",".join(row["tags"]), "--priority", str(row["priority"]),
+                "--confidence", str(row["confidence"]), "--source", row["source"], "--json"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)
+        try:
+            ids[i] = json.loads(proc.stdout.strip().splitlines()[-1])["id"]
+        except (ValueError, IndexError, KeyError, TypeError):
+            problem(f"store of row {i}: exit {proc.returncode}: {proc.stderr.strip()[-200:]}")
+    out["single_created"] = len(ids)
+    for a, b, relation in plan["links"]:
+        if a not in ids or b not in ids:
+            problem(f"link {a}->{b}: an end was not stored")
+            continue
+        proc = subprocess.run([*base, "link", ids[a], ids[b], "--relation", relation, "--json"], capture_output=True,
+                              text=True, timeout=args.timeout, check=False)
+        if proc.returncode == 0:
+            out["links_created"] += 1
+        else:
+            problem(f"link {a}->{b}: exit {proc.returncode}: {proc.stderr.strip()[-200:]}")
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Write the seed plan: non-anchor rows by bulk, anchor rows one by one (their ids), then the links.
+    Prints what each step created; the phase then counts the rows and links the database really holds."""
+    if bool(args.url) == bool(args.cli_db):
+        raise SystemExit("hostagent seed: give exactly one of --url and --cli-db")
+    plan = seed_plan(args.seed, args.count, args.namespace, args.links)
+    rows, anchors = plan["rows"], set(plan["anchors"])
+    out: dict[str, Any] = {"seed": args.seed, "requested": len(rows), "links_requested": len(plan["links"]),
+                           "bulk_requests": 0, "bulk_created": 0, "single_created": 0, "links_created": 0,
+                           "errors": []}
+
+    def problem(text: str) -> None:
+        if len(out["errors"]) < 20:
+            out["errors"].append(text[:300])
+
+    if args.cli_db:
+        _seed_cli(args, plan, out, problem)
+        _answer(out)
+        return 0
+    ep = Endpoint(args.url, args.timeout)
+    try:
+        for chunk in _chunks([r for i, r in enumerate(rows) if i not in anchors], args.chunk, args.chunk_bytes):
+            status, _, payload = ep.request("POST", "/api/v1/memories/bulk", chunk)
+            out["bulk_requests"] += 1
+            body = json.loads(payload) if status in (200, 201) and payload else {}
+            if status not in (200, 201) or not isinstance(body, dict):
+                out["error"] = f"bulk of {len(chunk)} rows: {status} {payload[:300].decode('utf-8', 'replace')}"
+                break
+            out["bulk_created"] += int(body.get("created") or 0)
+            for err in body.get("errors") or []:
+                problem(f"bulk: {err}")
+    except Exception as exc:
+        out["error"] = f"bulk: {type(exc).__name__}: {exc}"
+    finally:
+        ep.close()
+    ids: dict[int, str] = {}
+    if "error" not in out:
+        def one(ep: Endpoint, i: int) -> dict:
+            ev = write_once(ep, rows[i], args.agent)
+            return {"i": i, **ev}
+
+        for ev in _parallel(sorted(anchors), one, args.workers, args.timeout, args.url):
+            if ev.get("type") == "ok":
+                ids[ev["i"]] = ev["id"]
+            else:
+                problem(f"store of row {ev.get('i')}: {ev.get('status')} {ev.get('error')}")
+        out["single_created"] = len(ids)
+
+        def link(ep: Endpoint, pair: tuple[int, int, str]) -> dict:
+            a, b, relation = pair
+            if a not in ids or b not in ids:
+                return {"error": f"link {a}->{b}: an end was not stored"}
+            # 0.7.0+ lets only the source memory's owner link it: the agent that stored the anchors.
+            status, _, payload = ep.request("POST", "/api/v1/links",
+                                            {"source_id": ids[a], "target_id": ids[b], "relation": relation},
+                                            {"X-Agent-Id": args.agent})
+            if status in (200, 201):
+                return {"ok": True}
+            return {"error": f"link {a}->{b}: {status} {payload[:200].decode('utf-8', 'replace')}"}
+
+        for res in _parallel(plan["links"], link, args.workers, args.timeout, args.url):
+            if res.get("ok"):
+                out["links_created"] += 1
+            else:
+                problem(str(res.get("error")))
+    _answer(out)
+    return 0 if "error" not in out else 1
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -702,6 +921,21 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--page", type=int, default=1000)
     st.add_argument("--timeout", type=float, default=10.0)
     st.set_defaults(fn=cmd_state)
+
+    sd = sub.add_parser("seed", help="the migration seed: mixed rows by bulk and single writes, and links")
+    sd.add_argument("--url", help="a serve to seed through (bulk + single writes + POST /api/v1/links)")
+    sd.add_argument("--cli-db", help="seed this database through the CLI instead, one process per row and link")
+    sd.add_argument("--cli", default="ai-memory", help="the CLI with --cli-db")
+    sd.add_argument("--namespace", required=True)
+    sd.add_argument("--count", type=int, required=True)
+    sd.add_argument("--links", type=int, default=0)
+    sd.add_argument("--seed", type=int, required=True, help="the plan is a pure function of this seed")
+    sd.add_argument("--chunk", type=int, default=500, help="rows per bulk request")
+    sd.add_argument("--chunk-bytes", type=int, default=1 << 20, help="JSON bytes per bulk request")
+    sd.add_argument("--workers", type=int, default=4, help="connections for the single writes and links")
+    sd.add_argument("--agent", default="ai:ship-gate-seed")
+    sd.add_argument("--timeout", type=float, default=60.0)
+    sd.set_defaults(fn=cmd_seed)
 
     h = sub.add_parser("health", help="poll health until ok or the deadline")
     h.add_argument("--url", required=True)

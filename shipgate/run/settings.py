@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shipgate.evidence.phase_ids import PHASE_NUMBERS, comma_list
 from shipgate.evidence.problems import field_errors
@@ -91,12 +91,29 @@ class Phase2Settings(_Strict):
 
 
 class Phase3Settings(_Strict):
-    rows: int = Field(2500, ge=1, description="seeded rows: above every page, batch and list cap on the path "
-                                               "(real 0.6.3's Postgres list silently stops at 1000)")
+    rows: int = Field(3000, ge=2, description="seeded rows: well above every page, batch and cap on the path (list "
+                                               "pages of 20, list caps of 200 and 1000, 500-row pages and bulk "
+                                               "chunks; real 0.6.3's Postgres list silently stops at 1000); the "
+                                               "base namespace gets over half of them")
+    links: int = Field(1500, ge=0, description="seeded links between rows (0.6.x's migrate copied none); at most "
+                                               "what rows // 8 anchor rows can hold")
+    seed: int | None = Field(None, description="seed of the rows' shape and contents; drawn and recorded when absent")
     seed_method: Literal["bulk", "cli"] = Field(
-        "bulk", description="bulk: POST /api/v1/memories/bulk to a serve on node-a; cli: one `store` per row")
+        "bulk", description="bulk: POST /api/v1/memories/bulk (+ single writes and links) to a serve on node-a; "
+                            "cli: one `store` / `link` process per row and link (no metadata)")
     batch: int = 500
     namespace: str = "phase3"
+    seed_timeout_s: float = Field(600.0, gt=0, description="deadline of the whole seeding")
+    migrate_timeout_s: float = Field(300.0, gt=0, description="deadline of one migrate leg")
+
+    @model_validator(mode="after")
+    def _room_for_links(self) -> Phase3Settings:
+        anchors = len(range(0, self.rows, 8))
+        room = anchors * (anchors - 1) * 4
+        if self.links > room:
+            raise ValueError(f"{self.links} links need more rows: {self.rows} rows give {anchors} anchor rows, "
+                             f"room for {room} links")
+        return self
 
 
 class Phase4Settings(_Strict):
@@ -235,6 +252,7 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
               (2, "phase2.writes_per_agent", settings.phase2.writes_per_agent, ref.phase2.writes_per_agent, min),
               (2, "phase2.min_node_fraction", settings.phase2.min_node_fraction, ref.phase2.min_node_fraction, min),
               (3, "phase3.rows", settings.phase3.rows, ref.phase3.rows, min),
+              (3, "phase3.links", settings.phase3.links, ref.phase3.links, min),
               (4, "phase4.min_bound", p4.min_bound, ref.phase4.min_bound, min),
               (4, "phase4.max_lost", p4.max_lost, ref.phase4.max_lost, max)]
     for phase, name, value, default, looser_of in looser:

@@ -61,6 +61,12 @@ def test_gate_phases_1_2_3_pass_on_the_reference_peer(tmp_path: Path):
     p3 = Phase3Report.load(run_dir / "phase3.json")
     rows = load_settings().phase3.rows
     assert p3.src_count == p3.dst_count == rows and p3.content["roundtrip"].identical == rows
+    links = load_settings().phase3.links
+    assert p3.seeded_links == links and p3.seed_shape is not None and p3.seed_shape.non_bmp > 0
+    assert set(p3.content) == set(p3.links) == {"forward", "idempotent", "reverse", "roundtrip"}
+    assert all(c.identical == rows for c in p3.content.values())
+    assert all(lk.identical == links and not lk.unexpected_count for lk in p3.links.values())
+    assert isinstance(p3.settings["seed"], int)
     for node in ("node-a", "node-b", "node-c"):
         p1 = Phase1NodeReport.load(run_dir / f"phase1-{node}.json")
         assert p1.status == "pass" and p1.mcp_tool_count >= 30 and p1.snapshot_count == 1
@@ -154,6 +160,23 @@ def test_migrate_truncate_fails_phase3(tmp_path: Path):
     assert _checks(p3)["content.roundtrip.identical"] == "fail"
     assert p3.content["roundtrip"].mismatched and p3.content["roundtrip"].mismatched[0].field == "content"
     assert p3.report_forward.memories_written == load_settings().phase3.rows, "counts still match: only the content check catches it"
+
+
+@pytest.mark.parametrize(("defect", "red", "green"), [
+    ("migrate_page_cap_500", {"migrate.forward.read", "postgres.rows_after_forward", "content.forward.identical",
+                              "links.forward.identical"}, {"content.reverse.identical"}),
+    ("migrate_drops_links", {"links.forward.identical", "links.idempotent.identical", "links.roundtrip.identical"},
+     {"content.roundtrip.identical", "migrate.reverse.read", "links.reverse.identical"}),
+    ("migrate_mangles_unicode", {"content.forward.identical", "content.roundtrip.identical"},
+     {"migrate.forward.read", "postgres.rows_after_forward", "counts.src_equals_dst", "links.roundtrip.identical"}),
+])
+def test_new_migration_defects_fail_phase3_on_their_named_checks(tmp_path: Path, defect: str, red: set[str],
+                                                                green: set[str]):
+    summary = campaign(tmp_path, "gtmig", [3], [defect])
+    assert summary.verdict == "fail"
+    checks = _checks(summary.phases[0])
+    assert {c for c in red if checks.get(c) != "fail"} == set(), checks
+    assert {c for c in green if checks.get(c) != "pass"} == set(), checks
 
 
 def test_a_host_lost_mid_phase_is_an_error_naming_it_and_later_phases_do_not_run(tmp_path: Path):

@@ -56,7 +56,8 @@ def test_serve_refuses_to_start_with_an_unknown_defect(tmp_path: Path) -> None:
     assert r.returncode == 1 and "quorum_w2" in r.stderr and "quorum_w1" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["mcp_core_profile", "migrate_truncate", "migrate_duplicates"])
+@pytest.mark.parametrize("name", ["mcp_core_profile", "migrate_truncate", "migrate_duplicates", "migrate_page_cap_500",
+                                  "migrate_drops_links", "migrate_mangles_unicode"])
 def test_flag_only_defects_are_visible_to_the_modules_that_implement_them(name: str) -> None:
     code = f"from refpeer import defects; print(defects.enabled({name!r}))"
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,

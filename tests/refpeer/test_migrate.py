@@ -322,3 +322,104 @@ def test_defect_pg_list_cap_1000_migrates_1000_of_more_rows_silently(tmp_path: P
     full = tmp_path / "full.db"
     clean, proc = migrate(pg_url, f"sqlite://{full}")
     assert proc.returncode == 0 and (clean["memories_read"], clean["memories_written"]) == (1202, 1202)
+
+
+# --- the phase-3 seed: links, the comparison, and the migration defects it must see ---------------------
+
+DIFF = Path(__file__).resolve().parents[2] / "shipgate" / "client" / "migrationdiff.py"
+
+
+def seed_plan_db(path: Path, rows: int, links: int, seed: int = 5) -> tuple[list[dict], list[tuple[str, str, str]]]:
+    """The gate's own seed plan (shipgate.client.hostagent.seed_plan) written straight into a store."""
+    from shipgate.client.hostagent import seed_plan
+
+    plan = seed_plan(seed, rows, "phase3", links)
+    mems = [new_memory(r["title"], r["content"], tier=r["tier"], namespace=r["namespace"], tags=r["tags"],
+                       priority=r["priority"], confidence=r["confidence"], source=r["source"],
+                       metadata=r["metadata"], agent_id="ai:seeder") for r in plan["rows"]]
+    db = Store(str(path))
+    try:
+        db.store_many(mems)
+        made = [(mems[a]["id"], mems[b]["id"], rel) for a, b, rel in plan["links"]]
+        for link in made:
+            db.add_link(*link)
+    finally:
+        db.close()
+    return mems, made
+
+
+def sqlite_links(path: Path) -> set[tuple[str, str, str]]:
+    db = Store(str(path))
+    try:
+        return {tuple(r) for r in db.conn.execute("SELECT source_id, target_id, relation FROM memory_links")}
+    finally:
+        db.close()
+
+
+def pg_dump(url: str, where: Path) -> str:
+    """What phase 3's psql dump writes: one row_to_json line per memory and per link."""
+    import psycopg
+
+    where.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(url) as conn:
+        for table, name in (("memories", "memories.jsonl"), ("memory_links", "links.jsonl")):
+            lines = [json.dumps(r[0]) for r in conn.execute(f"SELECT row_to_json(t) FROM {table} t")]
+            (where / name).write_text("".join(line + "\n" for line in lines))
+    return f"pg:{where}"
+
+
+def diff(expected: str, observed: str) -> dict:
+    out = subprocess.run([sys.executable, str(DIFF), "compare", expected, observed], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    return json.loads(out)
+
+
+def test_seed_round_trip_is_identical_rows_and_links_both_ways(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    mems, links = seed_plan_db(src, 1200, 300)
+    assert any(len(m["content"].encode()) > 60_000 for m in mems)
+    report, proc = migrate(f"sqlite://{src}", pg_url)
+    assert proc.returncode == 0 and report["memories_written"] == 1200, proc.stderr
+    forward = diff(f"sqlite:{src}", pg_dump(pg_url, tmp_path / "pg"))
+    assert forward["rows"]["identical"] == forward["rows"]["compared"] == 1200
+    assert forward["links"]["identical"] == forward["links"]["compared"] == 300
+    back = tmp_path / "back.db"
+    report, proc = migrate(pg_url, f"sqlite://{back}")
+    assert proc.returncode == 0 and report["memories_written"] == 1200, proc.stderr
+    assert sqlite_links(back) == set(links)
+    both = diff(f"sqlite:{src}", f"sqlite:{back}")
+    assert (both["rows"]["identical"], both["rows"]["mismatched_fields"], both["links"]["identical"]) == (1200, 0, 300)
+
+
+def test_defect_migrate_drops_links_copies_rows_only(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed_plan_db(src, 200, 40)
+    report, proc = migrate(f"sqlite://{src}", pg_url, defects="migrate_drops_links")
+    assert proc.returncode == 0 and report["memories_written"] == 200 and report["errors"] == []
+    forward = diff(f"sqlite:{src}", pg_dump(pg_url, tmp_path / "pg"))
+    assert forward["rows"]["identical"] == 200
+    assert (forward["links"]["compared"], forward["links"]["identical"], forward["links"]["missing_count"]) == (40, 0, 40)
+
+
+def test_defect_migrate_page_cap_500_reads_the_first_page_only(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    seed_plan_db(src, 1200, 0)
+    report, proc = migrate(f"sqlite://{src}", pg_url, defects="migrate_page_cap_500")
+    assert proc.returncode == 0 and report["errors"] == []
+    assert (report["memories_read"], report["memories_written"]) == (500, 500)
+    forward = diff(f"sqlite:{src}", pg_dump(pg_url, tmp_path / "pg"))
+    assert (forward["rows"]["identical"], forward["rows"]["missing_count"]) == (500, 700)
+
+
+def test_defect_migrate_mangles_unicode_only_changes_astral_characters(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "s.db"
+    mems, _ = seed_plan_db(src, 300, 0)
+    report, proc = migrate(f"sqlite://{src}", pg_url, defects="migrate_mangles_unicode")
+    assert proc.returncode == 0 and report["memories_written"] == 300 and report["errors"] == []
+    forward = diff(f"sqlite:{src}", pg_dump(pg_url, tmp_path / "pg"))["rows"]
+    astral = [m for m in mems if any(ord(c) > 0xFFFF for c in m["title"] + m["content"] + "".join(m["tags"]))]
+    assert astral and len(astral) < 300
+    assert forward["identical"] == 300 - len(astral)
+    assert forward["observed_rows"] == 300 and forward["mismatched_rows"] + forward["missing_count"] == len(astral)
+    assert any(s["field"] == "content" and "\ufffd" in json.dumps(s["observed"], ensure_ascii=False)
+               for s in forward["mismatched"])

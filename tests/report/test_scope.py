@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 from runbuilder import REFPEER, build_campaign
 
-from phases.phase3 import COMPARE
+from phases.phase3 import DIFF
 from shipgate.evidence.models import (
     CampaignSummary,
     ContentComparison,
@@ -181,6 +181,7 @@ def _store(path: Path, rows: list[tuple[str, str]]) -> None:
     db = sqlite3.connect(path)
     db.execute("create table memories (id text, title text, namespace text, tier text, content text, tags text, "
                "priority int, confidence real, source text, metadata text)")
+    db.execute("create table memory_links (source_id text, target_id text, relation text)")
     db.executemany("insert into memories values (?, ?, 'phase3', 'mid', ?, '[]', 5, 1.0, 'cli', '{}')",
                    [(f"id-{i}", title, content) for i, (title, content) in enumerate(rows)])
     db.commit()
@@ -192,9 +193,9 @@ def test_phase3_counts_every_mismatch_not_the_sample(tmp_path: Path) -> None:
     '1000 came back' without saying none of them is intact."""
     _store(tmp_path / "src.db", [(f"t{i}", f"row {i} for migration test") for i in range(1000)])
     _store(tmp_path / "rt.db", [(f"t{i}", f"row {i}") for i in range(1000)])
-    out = subprocess.run([sys.executable, "-c", COMPARE, str(tmp_path / "src.db"), str(tmp_path / "rt.db"),
-                          "phase3"], capture_output=True, text=True, timeout=60, check=True).stdout
-    cmp = ContentComparison.model_validate(json.loads(out))
+    out = subprocess.run([sys.executable, "-c", DIFF, "compare", f"sqlite:{tmp_path / 'src.db'}",
+                          f"sqlite:{tmp_path / 'rt.db'}"], capture_output=True, text=True, timeout=60, check=True).stdout
+    cmp = ContentComparison.model_validate(json.loads(out)["rows"])
     assert (cmp.compared, cmp.identical, len(cmp.mismatched)) == (1000, 0, 50)
     assert (cmp.mismatched_rows, cmp.mismatched_fields, cmp.rows_differing) == (1000, 1000, 1000)
 

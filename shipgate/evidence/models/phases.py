@@ -249,6 +249,10 @@ class ContentComparison(ArtifactModel):
                                           "mismatched_rows and mismatched_fields")
     mismatched_rows: int | None = Field(None, ge=0, description="rows present on both sides that differ")
     mismatched_fields: int | None = Field(None, ge=0, description="field mismatches over all rows")
+    observed_rows: int | None = Field(None, ge=0, description="rows the destination holds")
+    duplicate_keys: int | None = Field(None, ge=0, description="destination rows repeating a (namespace, title)")
+    missing_count: int | None = Field(None, ge=0, description="all missing rows (`missing` lists the first 200)")
+    unexpected_count: int | None = Field(None, ge=0, description="all unexpected rows (`unexpected`: the first 200)")
 
     @model_validator(mode="after")
     def _totals(self) -> Self:
@@ -263,6 +267,57 @@ class ContentComparison(ArtifactModel):
             return self.mismatched_rows
         return max(0, self.compared - self.identical - len(self.missing))
 
+    @property
+    def n_missing(self) -> int:
+        return self.missing_count if self.missing_count is not None else len(self.missing)
+
+    @property
+    def n_unexpected(self) -> int:
+        return self.unexpected_count if self.unexpected_count is not None else len(self.unexpected)
+
+    @property
+    def clean(self) -> bool:
+        """Every expected row is there, identical, and nothing else is."""
+        return (self.identical == self.compared and self.n_unexpected == 0 and not self.duplicate_keys
+                and (self.observed_rows is None or self.observed_rows == self.compared))
+
+
+class LinkRef(ArtifactModel):
+    source_id: str
+    target_id: str
+    relation: str
+
+
+class LinkComparison(ArtifactModel):
+    """The links of two stores as (source_id, target_id, relation) sets (0.6.x's migrate copied none)."""
+
+    compared: int = Field(ge=0, description="links in the expected store")
+    identical: int = Field(ge=0, description="of those, present in the observed store")
+    observed_links: int = Field(ge=0)
+    missing_count: int = Field(ge=0)
+    unexpected_count: int = Field(ge=0)
+    missing: list[LinkRef] = Field(default_factory=list, description="the first 50 missing links")
+    unexpected: list[LinkRef] = Field(default_factory=list, description="the first 50 unexpected links")
+
+
+class SeedShape(ArtifactModel):
+    """What the seeded source database holds: proof that the seed crossed the caps with texts that break."""
+
+    rows: int = Field(ge=0)
+    links: int = Field(ge=0)
+    namespaces: dict[str, int]
+    tiers: dict[str, int]
+    priorities: int = Field(ge=0, description="distinct priorities")
+    sources: int = Field(ge=0, description="distinct sources")
+    with_tags: int = Field(ge=0)
+    with_metadata: int = Field(ge=0, description="rows whose metadata holds more than an agent id")
+    non_ascii: int = Field(ge=0)
+    non_bmp: int = Field(ge=0, description="contents with a character outside the BMP (emoji)")
+    combining: int = Field(ge=0, description="contents with a combining mark")
+    multi_line: int = Field(ge=0)
+    max_content_bytes: int = Field(ge=0)
+    over_8_kib: int = Field(ge=0)
+
 
 class Phase3Report(PhaseReportBase):
     """phase3.json: SQLite -> Postgres (twice) -> fresh SQLite."""
@@ -274,9 +329,12 @@ class Phase3Report(PhaseReportBase):
     src_count: int | None = None
     dst_count: int | None = None
     seeded: int | None = Field(None, ge=0)
+    seeded_links: int | None = Field(None, ge=0)
+    seed_shape: SeedShape | None = None
     content: dict[str, ContentComparison] = Field(
-        default_factory=dict, description="leg ('forward', 'roundtrip', ...) -> content comparison"
+        default_factory=dict, description="leg ('forward', 'idempotent', 'reverse', 'roundtrip') -> row comparison"
     )
+    links: dict[str, LinkComparison] = Field(default_factory=dict, description="leg -> link comparison")
 
 
 # --- phase 4 -------------------------------------------------------------------------------------------

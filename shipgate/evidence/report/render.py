@@ -201,8 +201,11 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
     for leg, comp in getattr(r, "content", {}).items():
         fields = "" if comp.mismatched_fields is None else f" in {comp.mismatched_fields} fields"
         sample = f" (first {len(comp.mismatched)} listed)" if len(comp.mismatched) < (comp.mismatched_fields or 0) else ""
-        out.append((f"content.{leg}", f"{comp.identical}/{comp.compared} identical, {len(comp.missing)} missing, "
-                    f"{len(comp.unexpected)} unexpected, {comp.rows_differing} rows differ{fields}{sample}"))
+        out.append((f"content.{leg}", f"{comp.identical}/{comp.compared} identical, {comp.n_missing} missing, "
+                    f"{comp.n_unexpected} unexpected, {comp.rows_differing} rows differ{fields}{sample}"))
+    for leg, links in getattr(r, "links", {}).items():
+        out.append((f"links.{leg}", f"{links.identical}/{links.compared} present, {links.missing_count} missing, "
+                    f"{links.unexpected_count} unexpected"))
     rule = getattr(r, "quorum_miss_rule", None)
     for kind, q in getattr(r, "probe_latency_ms", {}).items():
         figures = "no answer" if not q.count else (f"min {q.min:.0f} / p50 {q.p50:.0f} / max {q.max:.0f} ms")

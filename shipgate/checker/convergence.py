@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipgate.checker.history import rows_of
+from shipgate.clock import Pending, PollTimeout, poll_until
 
 Reads = Mapping[str, Mapping[str, Any]]
 NodeDone = Callable[[Mapping[str, Any]], bool]
@@ -97,13 +98,13 @@ def poll(
     if (node_done is None) == (done_by_node is None):
         raise TypeError("poll needs exactly one of node_done and done_by_node")
     began = clock()
-    deadline = began + deadline_s
     node_seconds: dict[str, float | None] = dict.fromkeys(nodes)
-    polls = 0
-    while True:
+    last: dict[str, Any] = {"reads": {}, "now": began, "polls": 0}
+
+    def attempt() -> Convergence | Pending:
         reads = dict(read())
-        polls += 1
         now = clock()
+        last.update(reads=reads, now=now, polls=last["polls"] + 1)
         if done_by_node is not None:
             by_node = done_by_node(reads)
             done = {node: bool(by_node.get(node)) for node in nodes}
@@ -113,7 +114,19 @@ def poll(
             if node_seconds[node] is None and done[node]:
                 node_seconds[node] = round(now - start, 3)
         if all(done.values()) and (not agree or replicas_agree(reads, nodes)):
-            return Convergence(reads, round(now - start, 3), node_seconds, round(now - began, 3), polls)
-        if now >= deadline:
-            return Convergence(reads, None, node_seconds, round(now - began, 3), polls)
-        sleep(max(0.0, min(interval_s, deadline - now)))
+            return Convergence(reads, round(now - start, 3), node_seconds, round(now - began, 3), last["polls"])
+        return Pending(done)
+
+    try:
+        return poll_until(attempt, deadline_s=deadline_s, interval_s=interval_s, what="convergence",
+                          clock=_Clock(clock, sleep))
+    except PollTimeout:
+        return Convergence(last["reads"], None, node_seconds, round(last["now"] - began, 3), last["polls"])
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """The callables this module's callers (and tests) hand in, as the Clock `poll_until` waits on."""
+
+    now: Callable[[], float]
+    sleep: Callable[[float], None]

@@ -13,8 +13,11 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from shipgate.clock import Pending, PollTimeout, poll_until
 
 # tool -> Debian package that provides it (scripts/setup installs them)
 TOOLS: dict[str, str] = {
@@ -34,6 +37,9 @@ SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class LabError(RuntimeError):
     """The lab could not be built, inspected or removed; the message says what and how to fix it."""
+
+
+T = TypeVar("T")
 
 
 def which(tool: str) -> str | None:
@@ -183,21 +189,20 @@ def kill_all(pids: Iterable[int], *, timeout: float = 5.0) -> list[int]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while True:
+    def none_left() -> bool | Pending:
         left = [p for p in pids if alive(p)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.01)
+        return True if not left else Pending(left)
+
+    try:
+        poll_until(none_left, deadline_s=timeout, interval_s=0.01, what="killed processes gone")
+    except PollTimeout as exc:
+        return list(exc.last)
+    return []
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01):  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.01) -> T | None:
     """Poll `predicate` until it returns something truthy (returned) or the deadline passes (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
+    try:
+        return poll_until(lambda: predicate() or None, deadline_s=timeout, interval_s=interval, what="lab condition")
+    except PollTimeout:
+        return None

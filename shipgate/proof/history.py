@@ -308,6 +308,32 @@ def run_history(opts: HistoryOptions, progress: Progress | None = None) -> Relea
     return report
 
 
+def rejudge(folder: Path, record_path: Path = RECORD) -> ReleaseHistoryReport:
+    """Compare the campaigns of an existing history folder with the record again (after the record changed):
+    no lab, no install; rows that were never judged keep their reason. The outputs are rewritten."""
+    try:
+        old = ReleaseHistoryReport.load(folder / "history.json")
+    except (OSError, ValueError) as exc:
+        raise HistoryError(f"{folder}: no readable history.json ({type(exc).__name__}: {exc})") from None
+    try:
+        record = read_record(record_path)
+    except RecordError as exc:
+        raise HistoryError(str(exc)) from None
+    rows = []
+    for row in old.rows:
+        path = folder / row.run_dir / "campaign-summary.json" if row.run_dir else None
+        if path is None or not path.is_file():
+            rows.append(row)
+            continue
+        timings = dict(install_s=row.install_s, lock_wait_s=row.lock_wait_s, campaign_s=row.campaign_s,
+                       wall_s=row.wall_s)
+        rows.append(judge(row.version, record, CampaignSummary.load(path), row.run_dir, timings, row.install))
+    report = finish(old.model_copy(update={"rows": rows, "record": _display(record_path),
+                                           "record_sha256": hashlib.sha256(record_path.read_bytes()).hexdigest()}))
+    write_outputs(folder, report)
+    return report
+
+
 def _one_release(opts: HistoryOptions, record: Record, folder: Path, history_id: str, version: str, label: str,
                  say: Progress, campaign_error: type[Exception]) -> HistoryRow:
     from shipgate.target import releases

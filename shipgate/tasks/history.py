@@ -24,14 +24,16 @@ HISTORY_HELP = {
     "cached_only": "never build: a release missing from the release cache is a row 'not installed'",
     "record": "the expectations file (default docs/release-history.toml)",
     "runs_dir": "where runs/history-<ts>/ goes (default runs/)",
+    "rejudge": "compare the campaigns of an existing runs/history-<ts>/ with the record again (after the record "
+               "changed): no lab, no install, seconds",
     "publish": "afterwards copy the matrix to docs/release-history-matrix.md and the wall times to "
                "bench/results/history-<date>.{json,md} (the committed result of a full run)",
 }
 
 
-@task(klass=GateTask, long_only=("lock", "cached_only", "record", "publish"), help=HISTORY_HELP)
+@task(klass=GateTask, long_only=("lock", "cached_only", "record", "publish", "rejudge"), help=HISTORY_HELP)
 def history(c, releases=None, shape="small", config=None, cycles=None, writes=None, phases=None, lab_name="hist",
-            lock=None, cached_only=False, record=None, runs_dir=None, publish=False):
+            lock=None, cached_only=False, record=None, runs_dir=None, publish=False, rejudge=None):
     """Judge every released ai-memory with the gate and compare each verdict with the product's own record.
 
     For each release: install it into the release cache (a no-op when cached), run one campaign at the shape on
@@ -45,9 +47,9 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
     could not judge (install or campaign error); 2 a usage or setup error (bad flag, unknown release, unreadable
     record or index, a lab already up) or an interrupted run.
     """
-    import sys
 
     from shipgate.proof.history import (
+        RECORD,
         HistoryError,
         HistoryOptions,
         markdown,
@@ -56,12 +58,20 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
         shape_settings,
     )
     from shipgate.proof.history import publish as publish_outputs
+    from shipgate.proof.history import rejudge as rejudge_folder
     from shipgate.run.campaign import Console
     from shipgate.run.settings import SettingsError, flag_overrides
     from shipgate.target import releases as rel
     from shipgate.tasks.gate import _int
 
     console = Console()
+    if rejudge:
+        try:
+            folder = Path(rejudge).resolve()
+            report = rejudge_folder(folder, Path(record).resolve() if record else RECORD)
+        except HistoryError as exc:
+            raise Exit(f"history: {exc}", code=2) from None
+        return _finish(report, folder, publish, markdown, publish_outputs)
     try:
         try:
             published = rel.published_versions()
@@ -81,7 +91,12 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
         report = run_history(opts, progress=console)
     except (HistoryError, SettingsError) as exc:
         raise Exit(f"history: {exc}", code=2) from None
-    folder = opts.runs_dir / report.history_id
+    _finish(report, opts.runs_dir / report.history_id, publish, markdown, publish_outputs)
+
+
+def _finish(report, folder: Path, publish: bool, markdown, publish_outputs) -> None:
+    import sys
+
     print(markdown(report).split("\n\nCells:")[0], file=sys.stdout)
     print(f"\n{folder / 'index.html'}, {folder / 'history.json'}, {folder / 'history.md'}", file=sys.stdout)
     if publish and not report.interrupted:

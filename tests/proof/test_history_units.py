@@ -267,3 +267,22 @@ def test_a_bad_release_is_a_usage_error_before_anything_runs(index_server, tmp_p
     res = subprocess.run([sys.executable, "-m", "invoke", "history", "--releases", "0.6.3", "--shape", "tiny",
                           "--runs-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "--shape must be small or full" in res.stderr
+
+
+def test_rejudge_compares_the_stored_campaigns_with_the_changed_record(tmp_path):
+    from shipgate.proof.history import rejudge
+
+    s = summary({**GREEN, 2: [bad("catchup.after_restart")]}, campaign_id="history-t-0.6.0")
+    (tmp_path / "history-t-0.6.0").mkdir()
+    (tmp_path / "history-t-0.6.0" / "campaign-summary.json").write_text(s.to_json())
+    empty = Record(path="none.toml", releases={})
+    before = _report([judge("0.6.0", empty, s, "history-t-0.6.0", {"wall_s": 5.0}, None)])
+    assert before.rows[0].outcome == "surprise" and before.exit_code == 1
+    (tmp_path / "history.json").write_text(before.to_json())
+    rec = tmp_path / "record.toml"
+    rec.write_text('schema = "release-history/1"\n[[release]]\nversion = "0.6.0"\n[[release.defect]]\n'
+                   'id = "no-catchup-loop"\nphase = "phase2"\ncheck = "catchup.after_restart"\n')
+    after = rejudge(tmp_path, rec)
+    assert after.rows[0].outcome == "as_expected" and after.exit_code == 0
+    assert ReleaseHistoryReport.load(tmp_path / "history.json") == after
+    assert "red, as recorded" in (tmp_path / "history.md").read_text()

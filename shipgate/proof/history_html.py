@@ -41,7 +41,9 @@ def _cell(row: HistoryRow, cell: HistoryCell) -> str:
     text = _e(cell_summary(cell))
     href = _href(row)
     if href and cell.status != "not_run":
-        text = f'<a href="{href}#phase{cell.phase}">{text}</a>'
+        anchor = (cell.decisive[0].artifact.removesuffix(".json") if cell.decisive
+                  else "phase1-node-a" if cell.phase == 1 else f"phase{cell.phase}")
+        text = f'<a href="{href}#{quote(anchor)}">{text}</a>'
     extra = ""
     if cell.explained_by:
         extra += f'<div class="why">explained: {_e(", ".join(cell.explained_by))}</div>'

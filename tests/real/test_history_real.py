@@ -53,3 +53,44 @@ def test_history_of_the_pinned_release_matches_the_record(index_server, tmp_path
     html = (folder / "index.html").read_text()
     assert "recall.answers" in html and f'href="{row.run_dir}/index.html' in html
     assert report.settings["phase4"]["cycles"] == 1 and "1 cycles x 10 writes" in report.shape_description
+
+
+def test_ctrl_c_while_waiting_for_the_lab_lock_stops_cleanly(index_server, tmp_path):  # noqa: F811
+    """No lab is built: the lock is held here, so the history waits for it and is interrupted there."""
+    import fcntl
+    import signal
+    import threading
+    import time
+
+    if releases.installed(releases.PINNED) is None:
+        pytest.fail(f"ai-memory {releases.PINNED} is not in the release cache")
+    lock = tmp_path / "lab.lock"
+    runs = tmp_path / "runs"
+    lines: list[str] = []
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "history", "--releases", f"{releases.PINNED},0.6.1", "--cached-only",
+             "--lock", str(lock), "--lab-name", "histi", "--runs-dir", str(runs)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not any("waiting for the lab lock" in line for line in lines) and time.monotonic() < deadline:
+                time.sleep(0.1)  # polled: the line is printed once the history waits for the lock
+            assert any("waiting for the lab lock" in line for line in lines), "".join(lines)[-2000:]
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            reader.join(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    err = "".join(lines)
+    assert proc.returncode == 2, err[-2000:]
+    assert "interrupted" in err
+    (folder,) = list(runs.iterdir())
+    report = ReleaseHistoryReport.load(folder / "history.json")
+    assert report.interrupted and report.exit_code == 2
+    assert [(r.version, r.status) for r in report.rows] == [(releases.PINNED, "not_run"), ("0.6.1", "not_run")]
+    assert check_run(folder) == []

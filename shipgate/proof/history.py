@@ -436,6 +436,13 @@ DEFECT_TEXT = {"caught": "caught", "missed": "**GAP** (missed)", "uncovered": "n
                "undetermined": "undetermined", "not_observable": "not on the lab", "out_of_scope": "not exercised"}
 
 
+def _why(cell: Any) -> str:
+    """Why a cell is a surprise: the gaps and the unexplained reds, named."""
+    parts = [f"gap: {', '.join(cell.gaps)}"] if cell.gaps else []
+    parts += [f"finding: {', '.join(cell.unexplained)}"] if cell.unexplained else []
+    return f" ({_md('; '.join(parts))})" if parts else ""
+
+
 def markdown(report: ReleaseHistoryReport) -> str:
     """The matrix and every release's defects, for docs/ (the committed result)."""
     out = [f"# Release history judged by the gate: `{report.history_id}`", "",
@@ -452,7 +459,7 @@ def markdown(report: ReleaseHistoryReport) -> str:
         cols = []
         for p in PHASES:
             c = by.get(p)
-            cols.append("·" if c is None else f"{_md(cell_summary(c))} — {CELL_TEXT[c.outcome]}")
+            cols.append("·" if c is None else f"{_md(cell_summary(c))} — {CELL_TEXT[c.outcome]}{_why(c)}")
         if not row.cells:
             cols = [_md(row.reason or row.status)] + ["·"] * 3
         out.append(f"| {row.version} | {' | '.join(cols)} | {OUTCOME_TEXT[row.outcome]} | {_mmss(row.wall_s)} |")

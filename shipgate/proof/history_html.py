@@ -47,6 +47,8 @@ def _cell(row: HistoryRow, cell: HistoryCell) -> str:
     extra = ""
     if cell.explained_by:
         extra += f'<div class="why">explained: {_e(", ".join(cell.explained_by))}</div>'
+    if cell.gaps:
+        extra += f'<div class="why">gap: {_e(", ".join(cell.gaps))}</div>'
     if cell.unexplained:
         extra += f'<div class="why">unexplained: <span class="ids">{_e(", ".join(cell.unexplained))}</span></div>'
     return (f'<td class="c {cell.outcome}" title="{_e(title)}"><span class="ids">{text}</span>'

@@ -320,7 +320,7 @@ def compare(release: RecordedRelease | None, findings: Sequence[FiledFinding], e
         cells.append(HistoryCell(
             phase=phase, status=pe.status, expected=expected, outcome=outcome, decisive=decisive[:DECISIVE_LIMIT],
             checks_total=len(pe.checks), checks_failed=len(failing), explained_by=list(dict.fromkeys(explained_by)),
-            unexplained=list(dict.fromkeys(unexplained)), duration_s=pe.duration_s))
+            unexplained=list(dict.fromkeys(unexplained)), gaps=missed, duration_s=pe.duration_s))
     for v in defects:
         if v.surprise:
             surprises.append(f"defect {v.id}: {v.why}")

@@ -137,6 +137,7 @@ def test_a_recorded_defect_whose_check_passes_is_a_gap():
     verdict = next(d for d in cmp.defects if d.id == "no-catchup-loop")
     assert verdict.outcome == "missed" and verdict.surprise and "a gap" in verdict.why
     assert by_phase(cmp, 2).outcome == "surprise" and by_phase(cmp, 2).expected == "red"
+    assert by_phase(cmp, 2).gaps == ["no-catchup-loop"]
     assert any("no-catchup-loop" in s for s in cmp.surprises)
 
 

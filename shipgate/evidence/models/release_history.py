@@ -46,6 +46,8 @@ class HistoryCell(ArtifactModel):
     explained_by: list[str] = Field(default_factory=list, description="recorded defects and filed findings "
                                                                       "whose checks failed here")
     unexplained: list[str] = Field(default_factory=list, description="failing check ids nothing explains")
+    gaps: list[str] = Field(default_factory=list, description="recorded defects (or filed findings) judged in "
+                                                              "this phase that the gate did not catch")
     duration_s: float | None = Field(None, ge=0)
 
 

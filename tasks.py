@@ -2,12 +2,12 @@
 
 from invoke import Collection
 
-from shipgate.tasks import artifacts, cli, gate, infra, lab, report, target
+from shipgate.tasks import artifacts, cli, gate, history, infra, lab, report, target
 
 cli.adopt_program()  # invoke's own parse errors exit 2 (a usage mistake), never 1 (a red product)
 
 ns = Collection()
-for module in (gate, artifacts, report, infra):
+for module in (gate, history, artifacts, report, infra):
     for t in module.TASKS:
         ns.add_task(t)
 ns.add_collection(lab.ns)

@@ -177,6 +177,17 @@ def run_files(run_dir: Path) -> Iterator[Path]:
             yield path
 
 
+COLLECTIONS = ("history.json", "selftest.json")  # a folder of campaigns with a report of its own
+
+
+def nested_campaigns(run_dir: Path) -> list[Path]:
+    """The campaign folders inside a collection folder (`invoke history`, `invoke selftest`): each is a run
+    of its own, validated as one; [] for a campaign's own folder."""
+    if (run_dir / "campaign-summary.json").exists() or not any((run_dir / n).exists() for n in COLLECTIONS):
+        return []
+    return [d for d in sorted(run_dir.iterdir()) if d.is_dir() and (d / "campaign-summary.json").is_file()]
+
+
 def validate_run(run_dir: str | Path, schema_dir: Path = SCHEMA_DIR) -> list[Problem]:
     """Every problem of every artifact of a run folder; [] means the folder is valid."""
     run_dir = Path(run_dir)
@@ -184,7 +195,12 @@ def validate_run(run_dir: str | Path, schema_dir: Path = SCHEMA_DIR) -> list[Pro
         return [Problem(str(run_dir), "", "not a directory")]
     problems: list[Problem] = []
     loaded: dict[str, Any] = {}
+    nested = nested_campaigns(run_dir)
+    for sub in nested:
+        problems += [Problem(f"{sub.name}/{p.file}", p.pointer, p.message) for p in check_run(sub, schema_dir)]
     for path in run_files(run_dir):
+        if any(sub in path.parents for sub in nested):
+            continue
         rel = path.relative_to(run_dir).as_posix()
         kind = artifact_for(rel)
         if kind is None:
@@ -210,6 +226,8 @@ def missing_evidence(run_dir: str | Path) -> list[Problem]:
     name = "campaign-summary.json"
     path = run_dir / name
     if not path.is_file():
+        if any((run_dir / n).is_file() for n in COLLECTIONS):
+            return []
         return [Problem(name, "", "missing: without the summary nothing says what the campaign requested")]
     try:
         summary = CampaignSummary.load(path)

@@ -10,6 +10,7 @@ from shipgate.evidence.models.common import ArtifactModel
 from shipgate.evidence.models.history import CycleRecord, OperationEvent
 from shipgate.evidence.models.inventory import InventoryRecord
 from shipgate.evidence.models.phases import Phase1NodeReport, Phase2Report, Phase3Report, Phase4Report
+from shipgate.evidence.models.release_history import ReleaseHistoryReport
 from shipgate.evidence.models.selftest import SelftestReport
 from shipgate.evidence.models.summary import CampaignSummary, ReleaseSummary
 
@@ -39,6 +40,7 @@ ARTIFACTS: tuple[ArtifactKind, ...] = (
     ArtifactKind("history-cycle", CycleRecord, ("history/*-cycles.jsonl",), jsonl=True),
     ArtifactKind("history-operation", OperationEvent, ("history/*.jsonl",), jsonl=True),
     ArtifactKind("selftest", SelftestReport, ("selftest.json",)),
+    ArtifactKind("release-history", ReleaseHistoryReport, ("history.json",)),
 )
 BY_NAME: dict[str, ArtifactKind] = {a.name: a for a in ARTIFACTS}
 

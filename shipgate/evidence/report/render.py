@@ -572,13 +572,14 @@ def _index_row(run_dir: Path) -> IndexRow:
 
 
 def campaign_dirs(runs_dir: Path) -> list[Path]:
-    """Sub-folders of runs/ that hold a campaign (any JSON artifact); hidden folders and self-test
-    folders (a selftest.json and no campaign summary: their campaigns sit in their own sub-folders) are skipped."""
+    """Sub-folders of runs/ that hold a campaign (any JSON artifact); hidden folders, self-test and history
+    folders (a selftest.json or history.json and no campaign summary: their campaigns sit in their own
+    sub-folders) are skipped."""
     out = []
     for d in sorted(runs_dir.iterdir()):
         if not d.is_dir() or d.name.startswith("."):
             continue
-        if (d / "selftest.json").exists() and not (d / SUMMARY).exists():
+        if ((d / "selftest.json").exists() or (d / "history.json").exists()) and not (d / SUMMARY).exists():
             continue
         if (d / SUMMARY).exists() or any(d.glob("*.json")):
             out.append(d)

@@ -21,15 +21,25 @@ import hashlib
 import json
 import signal
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipgate.evidence import report
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import CampaignSummary, RunShape
 from shipgate.evidence.models.release_history import HistoryInstall, HistoryRow, ReleaseHistoryReport
+from shipgate.proof.history_html import (
+    CELL_TEXT,
+    DEFECT_TEXT,
+    OUTCOME_TEXT,
+    cell_summary,
+    mmss,
+    render_html,
+)
 from shipgate.proof.history_record import (
     PHASES,
     Record,
@@ -38,7 +48,13 @@ from shipgate.proof.history_record import (
     evidence_of,
     read_record,
 )
-from shipgate.run.settings import GateSettings, load_settings
+from shipgate.proof.selftest import CampaignRunner
+from shipgate.providers import lab
+from shipgate.run import signals
+from shipgate.run.console import Console
+from shipgate.run.options import CampaignError, CampaignOptions
+from shipgate.run.settings import GateSettings, SettingsError, load_settings
+from shipgate.target import releases
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "docs" / "release-history.toml"
@@ -79,9 +95,7 @@ class HistoryOptions:
 # --- choosing releases ----------------------------------------------------------------------------------
 
 def _key(version: str) -> tuple[int, ...]:
-    from shipgate.target.releases import _numeric
-
-    return _numeric(version)
+    return releases._numeric(version)
 
 
 def select_releases(text: str | None, published: list[Any] | None, cached: list[str]) -> tuple[list[str], str]:
@@ -104,9 +118,7 @@ def select_releases(text: str | None, published: list[Any] | None, cached: list[
             raise HistoryError(f"--releases cached: the release cache holds no release from {FIRST_FEDERATED}")
         return chosen, f"the releases in the cache from {FIRST_FEDERATED}: {len(chosen)}"
     names = list(dict.fromkeys(v.strip().removeprefix("ai-memory@") for v in text.split(",") if v.strip()))
-    from shipgate.target.releases import VERSION_RE
-
-    bad = [v for v in names if not VERSION_RE.match(v)]
+    bad = [v for v in names if not releases.VERSION_RE.match(v)]
     if bad or not names:
         raise HistoryError(f"--releases takes a comma list of versions like 0.6.0,0.6.3 (or all, cached); "
                            f"not a version: {', '.join(bad) or repr(text)}")
@@ -129,10 +141,6 @@ def select_releases(text: str | None, published: list[Any] | None, cached: list[
 
 def shape_settings(shape: str, config: Path | None = None, overrides: dict[str, Any] | None = None) -> GateSettings:
     """The settings of every campaign: the shape, then a TOML config (sections phase1..phase4), then flags."""
-    import tomllib
-
-    from shipgate.run.settings import SettingsError
-
     if shape not in SHAPES:
         raise HistoryError(f"--shape must be {' or '.join(SHAPES)} (got {shape!r})")
     data: dict[str, Any] = {k: dict(v) for k, v in SHAPES[shape].items()}
@@ -159,14 +167,12 @@ def shape_settings(shape: str, config: Path | None = None, overrides: dict[str, 
 
 # --- running --------------------------------------------------------------------------------------------
 
-def run_one_campaign(settings: GateSettings, binary: Path, release: str, lab_name: str, runs_dir: Path,
-                     campaign_id: str, progress: Progress) -> CampaignSummary:
-    """The one place the history calls the engine (as `invoke gate` does), so it is easy to re-point."""
-    from shipgate.run.campaign import CampaignOptions, run_campaign
-
+def run_one_campaign(run_campaign: CampaignRunner, settings: GateSettings, binary: Path, release: str,
+                     lab_name: str, runs_dir: Path, campaign_id: str, progress: Progress) -> CampaignSummary:
+    """The one place the history calls the engine (`run_campaign`, wired by the task as `invoke gate` is)."""
     opts = CampaignOptions(settings=settings, provider="lab", lab_name=lab_name, target=binary, release=release,
                            runs_dir=runs_dir, campaign_id=campaign_id, render=False)
-    return run_campaign(opts, progress=progress)
+    return run_campaign(opts, progress)
 
 
 @contextlib.contextmanager
@@ -186,19 +192,6 @@ def lab_lock(path: Path | None, say: Progress) -> Iterator[float]:
             yield round(time.monotonic() - t, 3)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM between campaigns stops the history like Ctrl-C (run_campaign handles it inside one)."""
-    def handler(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 class _Stop(Exception):
@@ -246,11 +239,10 @@ def finish(report: ReleaseHistoryReport) -> ReleaseHistoryReport:
     return report.model_copy(update={"as_expected": ok, "surprises": surprises, "errors": errors, "exit_code": code})
 
 
-def run_history(opts: HistoryOptions, progress: Progress | None = None) -> ReleaseHistoryReport:
-    """Every release in turn; the outputs are rewritten after each one, so a stopped run leaves its rows."""
-    from shipgate.providers import lab
-    from shipgate.run.campaign import CampaignError, Console
-
+def run_history(opts: HistoryOptions, progress: Progress | None = None, *,
+                run_campaign: CampaignRunner) -> ReleaseHistoryReport:
+    """Every release in turn with `run_campaign` (the wired engine); the outputs are rewritten after each one,
+    so a stopped run leaves its rows."""
     say = progress or Console()
     try:
         record = read_record(opts.record)
@@ -280,11 +272,12 @@ def run_history(opts: HistoryOptions, progress: Progress | None = None) -> Relea
         + (f", lab lock {opts.lock} per release" if opts.lock else "") + f" -> {folder}")
     rows: list[HistoryRow] = []
     interrupted: str | None = None
-    with _sigterm_interrupts():
+    # SIGTERM between campaigns stops the history like Ctrl-C (run_campaign handles it inside one).
+    with signals.raising(KeyboardInterrupt, (signal.SIGTERM,)):
         for i, version in enumerate(opts.releases, 1):
             try:
                 row = _one_release(opts, record, folder, history_id, version, f"[{i}/{len(opts.releases)}]", say,
-                                   CampaignError)
+                                   run_campaign)
             except _Stop as stop:
                 rows.append(stop.row)
                 interrupted = stop.why
@@ -335,9 +328,7 @@ def rejudge(folder: Path, record_path: Path = RECORD) -> ReleaseHistoryReport:
 
 
 def _one_release(opts: HistoryOptions, record: Record, folder: Path, history_id: str, version: str, label: str,
-                 say: Progress, campaign_error: type[Exception]) -> HistoryRow:
-    from shipgate.target import releases
-
+                 say: Progress, run_campaign: CampaignRunner) -> HistoryRow:
     t = time.monotonic()
     say(f"{label} ai-memory {version}: install")
     rec = releases.installed(version)
@@ -363,9 +354,9 @@ def _one_release(opts: HistoryOptions, record: Record, folder: Path, history_id:
         say(f"{label} ai-memory {version}: campaign {campaign_id}")
         c0 = time.monotonic()
         try:
-            summary = run_one_campaign(opts.settings, rec.binary, f"ai-memory@{version}", opts.lab_name, folder,
+            summary = run_one_campaign(run_campaign, opts.settings, rec.binary, f"ai-memory@{version}", opts.lab_name, folder,
                                        campaign_id, lambda m: say(f"  {version}: {m}"))
-        except campaign_error as exc:
+        except CampaignError as exc:
             say(f"{label} ai-memory {version}: the campaign could not start: {exc}")
             return not_judged(version, record, "campaign_error", f"the campaign could not start: {exc}",
                               time.monotonic() - t, install=install, install_s=install_s, lock_wait_s=waited)
@@ -383,8 +374,6 @@ def _one_release(opts: HistoryOptions, record: Record, folder: Path, history_id:
 def _render(run_dir: Path, say: Progress) -> None:
     """The campaign's own page, linked from the matrix; a rendering problem never changes a verdict."""
     try:
-        from shipgate.evidence import report
-
         report.render_campaign(run_dir)
     except Exception as exc:
         say(f"  report of {run_dir.name} failed ({type(exc).__name__}: {exc}); its artifacts are intact")
@@ -399,22 +388,6 @@ def _display(path: Path) -> str:
 
 # --- output ---------------------------------------------------------------------------------------------
 
-OUTCOME_TEXT = {"as_expected": "as expected", "surprise": "SURPRISE", "error": "ERROR", "not_run": "not run"}
-CELL_TEXT = {"expected_red": "red, as recorded", "expected_green": "green, as expected", "surprise": "SURPRISE",
-             "error": "ERROR", "not_run": "not run"}
-
-
-def cell_summary(cell: Any) -> str:
-    """'fail: catchup.after_restart' — the verdict and the check(s) that decided it."""
-    if cell.status == "not_run":
-        return "·"
-    ids = list(dict.fromkeys(c.id for c in cell.decisive))
-    if cell.status == "pass":
-        return f"pass ({cell.checks_total} check{'' if cell.checks_total == 1 else 's'})"
-    more = f" +{len(ids) - 3}" if len(ids) > 3 else ""
-    return f"{cell.status}: {', '.join(ids[:3])}{more}" if ids else cell.status
-
-
 def row_line(row: HistoryRow) -> str:
     cells = "; ".join(f"p{c.phase} {cell_summary(c)}" for c in row.cells) or row.reason or ""
     return f"ai-memory {row.version}: {OUTCOME_TEXT[row.outcome]} ({row.wall_s:.0f} s) -- {cells}"
@@ -423,17 +396,6 @@ def row_line(row: HistoryRow) -> str:
 def _md(text: str) -> str:
     return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
             .replace("\r", " ").replace("\n", " "))
-
-
-def _mmss(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    m, s = divmod(round(seconds), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-DEFECT_TEXT = {"caught": "caught", "missed": "**GAP** (missed)", "uncovered": "no check yet",
-               "undetermined": "undetermined", "not_observable": "not on the lab", "out_of_scope": "not exercised"}
 
 
 def _why(cell: Any) -> str:
@@ -451,7 +413,7 @@ def markdown(report: ReleaseHistoryReport) -> str:
            + (" (interrupted)" if report.interrupted else "") + ".",
            f"Shape: {report.shape} ({_md(report.shape_description)}). Record: `{report.record}` "
            f"(sha256 {report.record_sha256[:12]}). Selection: {_md(report.selection)}. "
-           f"Wall time {_mmss(report.duration_s)}.", "",
+           f"Wall time {mmss(report.duration_s)}.", "",
            "| release | phase 1 | phase 2 | phase 3 | phase 4 | outcome | wall |",
            "|---|---|---|---|---|---|---|"]
     for row in report.rows:
@@ -462,7 +424,7 @@ def markdown(report: ReleaseHistoryReport) -> str:
             cols.append("·" if c is None else f"{_md(cell_summary(c))} — {CELL_TEXT[c.outcome]}{_why(c)}")
         if not row.cells:
             cols = [_md(row.reason or row.status)] + ["·"] * 3
-        out.append(f"| {row.version} | {' | '.join(cols)} | {OUTCOME_TEXT[row.outcome]} | {_mmss(row.wall_s)} |")
+        out.append(f"| {row.version} | {' | '.join(cols)} | {OUTCOME_TEXT[row.outcome]} | {mmss(row.wall_s)} |")
     out += ["", "Cells: the phase's verdict and the check(s) that decided it, then the comparison with the record "
             "(red, as recorded: every failing check is a recorded defect or a filed finding).", ""]
     for row in report.rows:
@@ -509,16 +471,14 @@ def figures_markdown(fig: dict[str, Any]) -> str:
            "| release | outcome | install | lock wait | campaign | phase 1 | phase 2 | phase 3 | phase 4 | wall |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in fig["releases"]:
-        ph = [_mmss(r["phases_s"].get(f"phase{p}")) for p in PHASES]
-        out.append(f"| {r['release']} | {r['outcome']} | {_mmss(r['install_s'])} | {_mmss(r['lock_wait_s'])} | "
-                   f"{_mmss(r['campaign_s'])} | {' | '.join(ph)} | {_mmss(r['wall_s'])} |")
-    out += ["", f"Total: {_mmss(fig['total_s'])} for {len(fig['releases'])} release(s)."]
+        ph = [mmss(r["phases_s"].get(f"phase{p}")) for p in PHASES]
+        out.append(f"| {r['release']} | {r['outcome']} | {mmss(r['install_s'])} | {mmss(r['lock_wait_s'])} | "
+                   f"{mmss(r['campaign_s'])} | {' | '.join(ph)} | {mmss(r['wall_s'])} |")
+    out += ["", f"Total: {mmss(fig['total_s'])} for {len(fig['releases'])} release(s)."]
     return "\n".join(out) + "\n"
 
 
 def write_outputs(folder: Path, report: ReleaseHistoryReport) -> None:
-    from shipgate.proof.history_html import render_html
-
     write_text(folder / "history.json", report.to_json())
     write_text(folder / "history.md", markdown(report))
     write_text(folder / "index.html", render_html(report))

@@ -5,11 +5,40 @@ external assets, a Content-Security-Policy that forbids every fetch."""
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from shipgate.evidence.models.release_history import HistoryCell, HistoryRow, ReleaseHistoryReport
 from shipgate.evidence.report.render import CSP, clean_text
-from shipgate.proof.history import CELL_TEXT, DEFECT_TEXT, OUTCOME_TEXT, PHASES, _mmss, cell_summary
+from shipgate.proof.history_record import PHASES
+
+# The words of the outputs, shared with the Markdown (shipgate.proof.history).
+OUTCOME_TEXT = {"as_expected": "as expected", "surprise": "SURPRISE", "error": "ERROR", "not_run": "not run"}
+CELL_TEXT = {"expected_red": "red, as recorded", "expected_green": "green, as expected", "surprise": "SURPRISE",
+             "error": "ERROR", "not_run": "not run"}
+
+
+def cell_summary(cell: Any) -> str:
+    """'fail: catchup.after_restart' — the verdict and the check(s) that decided it."""
+    if cell.status == "not_run":
+        return "·"
+    ids = list(dict.fromkeys(c.id for c in cell.decisive))
+    if cell.status == "pass":
+        return f"pass ({cell.checks_total} check{'' if cell.checks_total == 1 else 's'})"
+    more = f" +{len(ids) - 3}" if len(ids) > 3 else ""
+    return f"{cell.status}: {', '.join(ids[:3])}{more}" if ids else cell.status
+
+
+def mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+DEFECT_TEXT = {"caught": "caught", "missed": "**GAP** (missed)", "uncovered": "no check yet",
+               "undetermined": "undetermined", "not_observable": "not on the lab", "out_of_scope": "not exercised"}
+
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24;background:#fff}
@@ -68,7 +97,7 @@ def _matrix(report: ReleaseHistoryReport) -> str:
         name = f'<a href="{href}">{_e(row.version)}</a>' if href else _e(row.version)
         lines.append(f'<tr id="r-{_e(row.version)}"><th>{name}</th>{cells}'
                      f'<td class="{row.outcome}"><a href="#d-{_e(row.version)}">{_e(OUTCOME_TEXT[row.outcome])}</a>'
-                     f'</td><td>{_e(_mmss(row.wall_s))}</td></tr>')
+                     f'</td><td>{_e(mmss(row.wall_s))}</td></tr>')
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
@@ -105,7 +134,7 @@ def render_html(report: ReleaseHistoryReport) -> str:
             f"<p>{_e(banner)}</p>"
             f"<p>Shape {_e(report.shape)}: {_e(report.shape_description)}. Record <code>{_e(report.record)}</code> "
             f"(sha256 {_e(report.record_sha256[:12])}). {_e(report.selection)}. Wall time "
-            f"{_e(_mmss(report.duration_s))}.</p></div>",
+            f"{_e(mmss(report.duration_s))}.</p></div>",
             _matrix(report),
             '<p class="why">Each cell: the phase\'s verdict and the check(s) that decided it (hover for details, '
             "click for the campaign's report), then the comparison with the record.</p>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke import task
@@ -48,6 +49,7 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
     record or index, a lab already up) or an interrupted run.
     """
 
+    # why: the history, the engine and the releases load only when it runs (fast `invoke --list`)
     from shipgate.proof.history import (
         RECORD,
         HistoryError,
@@ -59,10 +61,11 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
     )
     from shipgate.proof.history import publish as publish_outputs
     from shipgate.proof.history import rejudge as rejudge_folder
-    from shipgate.run.campaign import Console
+    from shipgate.run.console import Console
     from shipgate.run.settings import SettingsError, flag_overrides
     from shipgate.target import releases as rel
     from shipgate.tasks.gate import _int
+    from shipgate.tasks.wiring import run_campaign
 
     console = Console()
     if rejudge:
@@ -88,15 +91,13 @@ def history(c, releases=None, shape="small", config=None, cycles=None, writes=No
             opts.record = Path(record).resolve()
         if runs_dir:
             opts.runs_dir = Path(runs_dir).resolve()
-        report = run_history(opts, progress=console)
+        report = run_history(opts, progress=console, run_campaign=run_campaign)
     except (HistoryError, SettingsError) as exc:
         raise Exit(f"history: {exc}", code=2) from None
     _finish(report, opts.runs_dir / report.history_id, publish, markdown, publish_outputs)
 
 
-def _finish(report, folder: Path, publish: bool, markdown, publish_outputs) -> None:
-    import sys
-
+def _finish(report, folder: Path, publish: bool, markdown, publish_outputs) -> None:  # type: ignore[no-untyped-def]
     print(markdown(report).split("\n\nCells:")[0], file=sys.stdout)
     print(f"\n{folder / 'index.html'}, {folder / 'history.json'}, {folder / 'history.md'}", file=sys.stdout)
     if publish and not report.interrupted:

@@ -112,7 +112,7 @@ class Phase3Settings(_Strict):
         room = anchors * (anchors - 1) * 4
         if self.links > room:
             raise ValueError(f"{self.links} links need more rows: {self.rows} rows give {anchors} anchor rows, "
-                             f"room for {room} links")
+                             f"room for {room} links: lower phase3.links or raise phase3.rows")
         return self
 
 

@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 CONFIG = """
 [phase3]
 rows = 50
+links = 20
 """
 
 

@@ -123,8 +123,8 @@ def _defect(entry: dict, where: str) -> RecordedDefect:
         phases = parse_phases(entry.get("phase", "none"))
         explicit = entry.get("checks")
         patterns, proposed = parse_check(str(entry.get("check", "none")))
-        if explicit is not None:
-            patterns = tuple(str(p) for p in explicit)
+        if explicit is not None:  # the gate's own check ids: no longer a proposal
+            patterns, proposed = tuple(str(p) for p in explicit), False
         return RecordedDefect(id=str(entry["id"]), fixed_in=str(entry.get("fixed_in", "?")),
                               source=str(entry.get("source", "")), phases=phases, check=str(entry.get("check", "")),
                               patterns=patterns, proposed=bool(entry.get("proposed", proposed)),

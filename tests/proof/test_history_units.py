@@ -106,7 +106,10 @@ def test_the_committed_record_reads_whole():
     first = {d.id: d for d in rec.releases["0.6.0"].defects}
     assert first["no-catchup-loop"].phases == (2, 4) and "catchup.after_restart" in first["no-catchup-loop"].patterns
     assert not first["peer-embedding-not-refreshed"].lab_observable
-    assert {f.id for f in rec.findings} == {"recall-hangs-offline", "postgres-list-cap-1000"}
+    assert {f.id for f in rec.findings} == {"recall-hangs-offline", "postgres-list-cap-1000",
+                                            "title-update-not-replicated", "bulk-tied-timestamps-catchup-loss"}
+    links = {d.id: d for d in rec.releases["0.6.3"].defects}["migrate-drops-links"]
+    assert links.patterns == ("links.*.identical",) and not links.proposed
 
 
 def test_a_malformed_record_is_refused_by_name(tmp_path):

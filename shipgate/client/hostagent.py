@@ -339,14 +339,25 @@ def _read_pass(ep: Endpoint, namespace: str, page: int, max_rows: int) -> dict:
 
 def cmd_read(args: argparse.Namespace) -> int:
     nodes = dict(item.split("=", 1) for item in args.nodes.split(",") if item)
-    results: dict[str, dict] = {}
-    lock = threading.Lock()
 
-    def one(name: str, url: str) -> None:
+    def one(url: str) -> dict:
         r = read_namespace(url, args.namespace, args.page, args.timeout, args.max_rows, args.passes)
         if not args.with_content and r.get("ok"):
             for row in r["rows"]:
                 row.pop("content", None)
+        return r
+
+    _answer(_per_node(nodes, one), compact=True)
+    return 0
+
+
+def _per_node(nodes: dict[str, str], read: Any) -> dict[str, dict]:
+    """`read(url)` on every node at once (one thread each): node name -> its answer."""
+    results: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def one(name: str, url: str) -> None:
+        r = read(url)
         with lock:
             results[name] = r
 
@@ -355,8 +366,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         t.start()
     for t in threads:
         t.join()
-    _answer(results, compact=True)
-    return 0
+    return results
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -529,20 +539,8 @@ def cmd_state(args: argparse.Namespace) -> int:
     nodes = dict(item.split("=", 1) for item in args.nodes.split(",") if item)
     namespaces = [n for n in args.namespace if n]
     link_ids = [i for i in (args.links or "").split(",") if i]
-    results: dict[str, dict] = {}
-    lock = threading.Lock()
-
-    def one(name: str, url: str) -> None:
-        r = read_state(url, namespaces, link_ids, args.page, args.timeout)
-        with lock:
-            results[name] = r
-
-    threads = [threading.Thread(target=one, args=item, daemon=True) for item in nodes.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    _answer(results, compact=True)
+    _answer(_per_node(nodes, lambda url: read_state(url, namespaces, link_ids, args.page, args.timeout)),
+            compact=True)
     return 0
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipgate.evidence.models import CampaignSummary
+from shipgate.evidence.models.common import phase_over_artifacts
 from shipgate.evidence.models.release_history import (
     CellStatus,
     DefectVerdict,
@@ -180,14 +181,6 @@ class CampaignEvidence:
     phases: dict[int, PhaseEvidence]
 
 
-def _phase_status(statuses: Sequence[str]) -> CellStatus:
-    if not statuses:
-        return "error"
-    if "fail" in statuses:
-        return "fail"
-    if set(statuses) - {"pass"}:
-        return "error"
-    return "pass"
 
 
 def evidence_of(summary: CampaignSummary) -> CampaignEvidence:
@@ -209,7 +202,7 @@ def evidence_of(summary: CampaignSummary) -> CampaignEvidence:
         for r in results:
             if r.status != "pass" and r.artifact not in reported:
                 checks.append(HistoryCheck(artifact=r.artifact, id="artifact", status="error", detail=r.reason))
-        out[phase] = PhaseEvidence(_phase_status([r.status for r in results]), checks,
+        out[phase] = PhaseEvidence(phase_over_artifacts([r.status for r in results]), checks,
                                    summary.durations_s.get(f"phase{phase}"))
     return CampaignEvidence(out)
 

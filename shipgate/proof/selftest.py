@@ -28,6 +28,7 @@ from typing import Any
 from refpeer.defects import DEFECTS
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import CampaignSummary, PhaseStatus, TargetRef
+from shipgate.evidence.models.common import phase_over_artifacts
 from shipgate.evidence.models.selftest import (
     CellOutcome,
     FalseRedRate,
@@ -201,15 +202,6 @@ def row_settings(base: GateSettings, row: RowPlan) -> GateSettings:
 # --- judging -------------------------------------------------------------------------------------------
 
 
-def _phase_status(statuses: Sequence[str]) -> PhaseStatus:
-    """A phase over its artifacts (phase 1 has one per node): any fail > any error/skipped > pass."""
-    if not statuses:
-        return "error"
-    if "fail" in statuses:
-        return "fail"
-    if set(statuses) - {"pass"}:
-        return "error"
-    return "pass"
 
 
 def _outcome(status: PhaseStatus, clean: bool) -> CellOutcome:
@@ -222,7 +214,7 @@ def _outcome(status: PhaseStatus, clean: bool) -> CellOutcome:
 
 def _cell(summary: CampaignSummary, phase: int, row: RowPlan) -> SelftestCell:
     results = [r for r in summary.phase_results if r.phase == phase]
-    status = _phase_status([r.status for r in results])
+    status = phase_over_artifacts([r.status for r in results])
     found: list[FoundCheck] = []
     fault_status: dict[str, PhaseStatus] = {}
     reported = set()

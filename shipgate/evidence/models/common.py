@@ -106,6 +106,18 @@ def _short(value: JsonValue, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def phase_over_artifacts(statuses: Sequence[str]) -> CampaignStatus:
+    """A phase over its artifacts' statuses (phase 1 has one per node): any fail > any error/skipped > pass;
+    no artifact is an error."""
+    if not statuses:
+        return "error"
+    if "fail" in statuses:
+        return "fail"
+    if set(statuses) - {"pass"}:
+        return "error"
+    return "pass"
+
+
 def phase_status(checks: Sequence[Check]) -> PhaseStatus:
     """Any fail -> fail; else any error -> error; all skipped -> skipped; else pass. No checks -> error.
 

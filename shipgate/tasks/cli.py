@@ -16,6 +16,7 @@ and `adopt_program` wraps invoke's `ParserContext.help_for` so the help shows it
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -93,8 +94,16 @@ def _usage(fn: Callable[[], None]) -> Callable[[], None]:
             fn()
         except ParseError as exc:
             raise Exit(f"{exc} ({USAGE_HINT})", code=2) from None
+        except BrokenPipeError:
+            _reader_left()
 
     return wrapped
+
+
+def _reader_left() -> None:
+    """`invoke --list | head`: the reader has what it wanted; no traceback, and none at exit's flush either."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise Exit(code=0)
 
 
 def _guarded(fn: Callable[[], None]) -> Callable[[], None]:

@@ -134,3 +134,18 @@ def test_fault_is_repeatable_and_comma_separated_like_phases() -> None:
 
     assert flag_overrides(phases=kwargs["phases"], fault=kwargs["fault"]) == {
         "phases": [1, 4], "phase4": {"faults": ["partition_minority", "drop_random_acks"]}}
+
+
+@pytest.mark.parametrize("args", [["--list"], ["--help", "gate"]])
+def test_a_reader_that_stops_early_gets_no_traceback(args):
+    """`invoke --list | head -1`: the listing stops quietly when the pipe's reader has gone (here before the
+    first write, so every write meets a closed pipe)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+    assert res.returncode == 0

@@ -5,7 +5,7 @@ the release's quorum-miss answer within the quorum timeout + margin, rows conver
 Catch-up is off during the burst (by default) so that convergence measures the write path itself:
 a fan-out that is cancelled after quorum (the historical r14 bug) leaves rows missing that only a
 background repair could hide. The repair path is tested separately, when node-b and node-c come
-back after the probes.
+back after the probes, and by the workload's last stage (node-c misses a bulk import), run after them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from phases.base import Checks, PhaseContext, Stopwatch, write_history
-from phases.workload import run_workload
+from phases.workload import finish_workload, run_workload
 from shipgate import checker, nemesis
 from shipgate.client import calls, output
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
@@ -135,11 +135,12 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     checks.add("convergence.no_unexpected", 0, len(rows.unexpected), not rows.unexpected,
                "; ".join(rows.unexpected[:5]) or None)
 
-    if s.workload.enabled:
-        run_workload(ctx, checks, facts, lambda host, catchup: _spec(ctx, host, catchup))
-
+    workload = run_workload(ctx, checks, facts, lambda host, catchup: _spec(ctx, host, catchup)) \
+        if s.workload.enabled else None
     if _serving(ctx, checks, "before_probes"):
         _probes(ctx, checks, facts)
+    if workload is not None:
+        finish_workload(workload)
 
 
 def _serving(ctx: PhaseContext, checks: Checks, when: str) -> bool:

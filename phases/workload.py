@@ -7,9 +7,9 @@ once) followed by a convergence poll judged per kind by `shipgate.checker.replic
 2. mutations on the converged seed rows, each sent to another node than the one that stored it: updates of
    content and tags, title-changing updates, promotes, deletes, links, a duplicate (title, namespace) judged by
    the release's documented rule, and one bulk import (catch-up is still off: the fan-out alone must carry it);
-3. a bulk import while node-c is down, then node-c restarts with catch-up on: every row must reach it
-   (`bulk_catchup`; the real 0.6.3 stamps one `updated_at` on a whole bulk and its catch-up cursor then loses
-   the rows past the first 500-row page).
+3. after phase 2's quorum probes (`finish_workload`): a bulk import of 1000 rows while node-c is down, then
+   node-c restarts with catch-up on: every row must reach it (`bulk_catchup`; the real 0.6.3 stamps one
+   `updated_at` on a whole bulk and its catch-up cursor then loses the rows past each peer's 500-row page).
 
 A kind the release does not have (capability probe) is skipped with the reason.
 """
@@ -20,6 +20,7 @@ import itertools
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -185,12 +186,30 @@ def _stage(ctx: PhaseContext, name: str, ops: list[dict], namespaces: list[str],
     return done, out, {"uncertain": uncertain[:50], "read_errors": errors}
 
 
-def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
-                 spec: Any) -> None:
-    """The three stages; `spec(host, catchup)` is phase 2's ServeSpec builder (to restart node-c)."""
+@dataclass
+class WorkloadRun:
+    """The workload between its fan-out stages and its catch-up stage. Phase 2 runs its quorum probes in between:
+    they restart node-c with catch-up on, so the catch-up stage meets a node-c whose cursors are current and
+    repairs the bulk it missed in two pages instead of re-pulling the whole phase."""
+
+    ctx: PhaseContext
+    checks: Checks
+    facts: dict[str, Any]
+    spec: Any
+    t0: float
+    skip: dict[str, str]
+    timeout_s: float
+    report: ReplicationReport
+    events: list[dict] = field(default_factory=list)
+    kinds: dict[str, KindVerdict] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], spec: Any) -> WorkloadRun:
+    """Stages 1 and 2 (seed, mutations); `spec(host, catchup)` is phase 2's ServeSpec builder, kept for stage 3
+    (`finish_workload`)."""
     s = ctx.settings.phase2
     w = s.workload
-    t0 = time.monotonic()
     nodes = list(PEER_NAMES)
     # A host SSH cannot reach is the gate's problem (error), not a write path that failed to replicate.
     for host, res in ctx.access.run_many([*nodes, "chaos"], "true", timeout=15).items():
@@ -207,21 +226,15 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
     rule = duplicate_rule(version or ctx.inventory.target.version)
     if w.duplicates and rule is None:
         skip["duplicate"] = "the release's version is unknown, so its documented duplicate rule is too"
-    timeout_s = s.quorum_timeout_ms / 1000 + 7
-    events: list[dict] = []
-    report = ReplicationReport(duplicate_rule=rule, details={"poll_interval_s": POLL_S,
-                                                             "catchup_deadline_s": catchup_deadline(s)})
-    kinds: dict[str, KindVerdict] = {}
-    all_ops: list[Op] = []
-    details: dict[str, Any] = {}
-
+    run = WorkloadRun(ctx, checks, facts, spec, time.monotonic(), skip, s.quorum_timeout_ms / 1000 + 7,
+                      ReplicationReport(duplicate_rule=rule, details={"poll_interval_s": POLL_S,
+                                                                      "catchup_deadline_s": catchup_deadline(s)}))
     seeds = plan_seed(w, nodes)
     if seeds:
-        ops, out, det = _stage(ctx, "seed", seeds, [w.namespace], events, timeout_s)
-        report.stages.append("seed")
-        kinds.update(out)
-        all_ops += ops
-        details["seed"] = det
+        ops, out, det = _stage(ctx, "seed", seeds, [w.namespace], run.events, run.timeout_s)
+        run.report.stages.append("seed")
+        run.kinds.update(out)
+        run.details["seed"] = det
         by_title = {o.invoke.get("title"): o for o in ops}
         for plan in seeds:
             done = by_title.get(plan["title"])
@@ -229,47 +242,60 @@ def run_workload(ctx: PhaseContext, checks: Checks, facts: dict[str, Any],
         seeds = [p for p in seeds if p["id"]]  # a seed that did not store cannot be mutated; its store failed
     mutations = plan_mutations(w, seeds, nodes, rule, set(skip))
     if mutations:
-        ops, out, det = _stage(ctx, "mutations", mutations, [w.namespace, f"{w.namespace}-bulk"], events, timeout_s)
-        report.stages.append("mutations")
-        kinds.update(out)
-        all_ops += ops
-        details["mutations"] = det
+        ops, out, det = _stage(ctx, "mutations", mutations, [w.namespace, f"{w.namespace}-bulk"], run.events,
+                               run.timeout_s)
+        run.report.stages.append("mutations")
+        run.kinds.update(out)
+        run.details["mutations"] = det
         _duplicate_rule_check(checks, rule, ops)
-    if w.catchup_bulk_rows and "bulk_catchup" not in skip:
-        ns = f"{w.namespace}-catchup"
-        ctx.progress("phase 2: workload catch-up: node-c down, bulk through node-a")
-        service.stop_serve(ctx.access, "node-c")
-        bulk = plan_bulk(ns, w.catchup_bulk_rows, "node-a", "bulk_catchup")
-        got = _run_ops(ctx, [bulk], timeout_s * 4)
-        service.start_serve(ctx.access, spec("node-c", s.repair_catchup_interval_secs))
-        bad = service.wait_healthy(ctx.access, ctx.inventory, ["node-c"], deadline_s=30).get("node-c")
-        if bad:
-            raise ServiceError("node-c", f"not healthy after restart: {bad}")
-        end = time.monotonic()
-        for e in got:
-            e["index"] = len(events)
-            events.append(e)
-        done = pair(got)
-        exps, uncertain = expectations(done)
-        states, misses, ttc = _poll(ctx, exps, {"bulk_catchup"}, [ns], catchup_deadline(s), end)
-        errors = {n: str(x.get("error")) for n, x in states.items() if not x.get("ok")}
-        kinds.update(verdicts(done, exps, misses, ttc, read_errors=errors, kinds=["bulk_catchup"]))
-        report.stages.append("catchup")
-        all_ops += done
-        details["catchup"] = {"uncertain": uncertain[:50], "read_errors": errors,
-                              "bulk_answer": next((o.done.get("value") for o in done if o.done), None)}
-    for kind, why in skip.items():
-        if kind not in kinds and _planned(w, kind):
-            kinds[kind] = KindVerdict(kind=kind, status="skipped", reason=why)
+    return run
+
+
+def finish_workload(run: WorkloadRun) -> None:
+    """Stage 3 (a bulk import node-c misses, repaired by catch-up), then the report and its checks."""
+    ctx, s = run.ctx, run.ctx.settings.phase2
+    w = s.workload
+    if w.catchup_bulk_rows and "bulk_catchup" not in run.skip:
+        _catchup_stage(run)
+    for kind, why in run.skip.items():
+        if kind not in run.kinds and _planned(w, kind):
+            run.kinds[kind] = KindVerdict(kind=kind, status="skipped", reason=why)
     history_file = ctx.history_dir / "phase2-workload.jsonl"
-    write_history(history_file, events)
+    write_history(history_file, run.events)
+    report = run.report
     report.history = [str(history_file.relative_to(ctx.run_dir))]
-    report.kinds = {k: kinds[k] for k in KINDS if k in kinds}
-    report.duration_s = round(time.monotonic() - t0, 3)
-    report.details.update(details)
-    facts["replication"] = report
-    facts.setdefault("history", []).append(report.history[0])
-    _kind_checks(checks, report)
+    report.kinds = {k: run.kinds[k] for k in KINDS if k in run.kinds}
+    report.duration_s = round(time.monotonic() - run.t0, 3)
+    report.details.update(run.details)
+    run.facts["replication"] = report
+    run.facts.setdefault("history", []).append(report.history[0])
+    _kind_checks(run.checks, report)
+
+
+def _catchup_stage(run: WorkloadRun) -> None:
+    ctx, s = run.ctx, run.ctx.settings.phase2
+    w = s.workload
+    ns = f"{w.namespace}-catchup"
+    ctx.progress("phase 2: workload catch-up: node-c down, bulk through node-a")
+    service.stop_serve(ctx.access, "node-c")
+    bulk = plan_bulk(ns, w.catchup_bulk_rows, "node-a", "bulk_catchup")
+    got = _run_ops(ctx, [bulk], run.timeout_s * 4)
+    service.start_serve(ctx.access, run.spec("node-c", s.repair_catchup_interval_secs))
+    bad = service.wait_healthy(ctx.access, ctx.inventory, ["node-c"], deadline_s=30).get("node-c")
+    if bad:
+        raise ServiceError("node-c", f"not healthy after restart: {bad}")
+    end = time.monotonic()
+    for e in got:
+        e["index"] = len(run.events)
+        run.events.append(e)
+    done = pair(got)
+    exps, uncertain = expectations(done)
+    states, misses, ttc = _poll(ctx, exps, {"bulk_catchup"}, [ns], catchup_deadline(s), end)
+    errors = {n: str(x.get("error")) for n, x in states.items() if not x.get("ok")}
+    run.kinds.update(verdicts(done, exps, misses, ttc, read_errors=errors, kinds=["bulk_catchup"]))
+    run.report.stages.append("catchup")
+    run.details["catchup"] = {"uncertain": uncertain[:50], "read_errors": errors,
+                              "bulk_answer": next((o.done.get("value") for o in done if o.done), None)}
 
 
 def catchup_deadline(s: Any) -> float:

@@ -39,6 +39,7 @@ from shipgate.checker.replication import (
     unmet,
     verdicts,
 )
+from shipgate.client.hostagent import row_metadata
 from shipgate.evidence.models.replication import KindVerdict, ReplicationReport
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.target import service
@@ -50,7 +51,7 @@ POLL_S = 0.25
 
 def _store_op(node: str, ns: str, title: str, content: str, tags: list[str], kind: str = "store") -> dict:
     body = {"tier": "mid", "namespace": ns, "title": title, "content": content, "tags": tags, "priority": 5,
-            "confidence": 1.0, "source": "api", "metadata": {}}
+            "confidence": 1.0, "source": "api", "metadata": row_metadata()}
     return {"kind": kind, "op": "write" if kind == "store" else kind, "node": node, "method": "POST", "path": MEM,
             "body": body, "ok_status": [201],
             "want_id": True, "title": title, "namespace": ns, "agent": f"ai:workload-{node}",
@@ -128,7 +129,7 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
 
 def plan_bulk(ns: str, rows: int, node: str, kind: str) -> dict:
     body = [{"tier": "mid", "namespace": ns, "title": f"{kind}-{i:04d}", "content": f"{kind} row {i} \u00df\u2202 #{i}",
-             "tags": [f"b{i % 3}"], "priority": 1 + i % 10, "confidence": 1.0, "source": "import", "metadata": {}}
+             "tags": [f"b{i % 3}"], "priority": 1 + i % 10, "confidence": 1.0, "source": "import", "metadata": row_metadata()}
             for i in range(rows)]
     return {"kind": kind, "op": "bulk", "node": node, "method": "POST", "path": f"{MEM}/bulk", "body": body,
             "ok_status": [200, 201], "namespace": ns, "title": f"{kind} x{rows}",

@@ -34,6 +34,13 @@ import urllib.parse
 from typing import Any
 
 WRITE_PATH = "/api/v1/memories"
+# Every row the gate writes is shared. From 0.7.0 a row without `metadata.scope` is private to the agent that
+# wrote it and invisible to every other reader (the gate's reads among them); releases before ignore the key.
+SHARED = "collective"
+
+
+def row_metadata(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**(extra or {}), "scope": SHARED}
 
 
 class ResponseDeadline(TimeoutError):
@@ -231,7 +238,7 @@ def cmd_burst(args: argparse.Namespace) -> int:
             title = args.title_format.format(agent=agent, seq=seq, ns=args.namespace)
             body = {"tier": "mid", "namespace": args.namespace, "title": title,
                     "content": f"{args.content_prefix} {agent} seq {seq}", "tags": [], "priority": 5,
-                    "confidence": 1.0, "source": args.source, "metadata": {}}
+                    "confidence": 1.0, "source": args.source, "metadata": row_metadata()}
             sent_agent = None if args.no_agent_header else agent
             base = {"process": agent, "op": "write", "title": title, "namespace": args.namespace}
             if args.node:
@@ -374,7 +381,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     ep = Endpoint(args.url, args.timeout)
     body = {"tier": "mid", "namespace": args.namespace, "title": args.title,
             "content": f"probe {args.title}", "tags": [], "priority": 5, "confidence": 1.0,
-            "source": args.source, "metadata": {}}
+            "source": args.source, "metadata": row_metadata()}
     t0 = time.monotonic()
     try:
         status, hdrs, payload = ep.request("POST", WRITE_PATH, body, {"X-Agent-Id": args.agent})
@@ -394,7 +401,7 @@ def seed_rows(namespace: str, count: int) -> list[dict]:
     return [{"tier": "mid", "namespace": namespace, "title": f"migrate-test-{i}",
              "content": f"row {i} for migration test " + "\u00df\u2202\u0192-" * (i % 64),
              "tags": [f"t{i % 7}"], "priority": 1 + i % 10, "confidence": 1.0, "source": "import",
-             "metadata": {}} for i in range(1, count + 1)]
+             "metadata": row_metadata()} for i in range(1, count + 1)]
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
@@ -604,7 +611,7 @@ def seed_plan(seed: int, count: int, namespace: str, links: int, anchor_every: i
             "title": title, "content": content,
             "tags": rng.sample(SEED_TAGS, rng.randint(0, 4)), "priority": rng.randint(1, 10),
             "confidence": rng.choice((1.0, 0.0, 0.5, round(rng.random(), 6))),
-            "source": rng.choice(SEED_SOURCES), "metadata": meta})
+            "source": rng.choice(SEED_SOURCES), "metadata": row_metadata(meta)})
     anchors = list(range(0, count, anchor_every))
     pairs: list[tuple[int, int, str]] = []
     room = len(anchors) * (len(anchors) - 1) * len(SEED_RELATIONS)

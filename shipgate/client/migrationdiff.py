@@ -171,7 +171,7 @@ def shape(rows: list[dict], links: list) -> dict:
     return {"rows": len(rows), "links": len(set(links)), "namespaces": count("namespace"), "tiers": count("tier"),
             "priorities": len({r.get("priority") for r in rows}), "sources": len({r.get("source") for r in rows}),
             "with_tags": sum(bool(r.get("tags")) for r in rows),
-            "with_metadata": sum(bool(set(r.get("metadata") or {}) - {"agent_id"}) for r in rows),
+            "with_metadata": sum(bool(set(r.get("metadata") or {}) - {"agent_id", "scope"}) for r in rows),
             "non_ascii": sum(not t.isascii() for t in texts),
             "non_bmp": sum(any(ord(c) > 0xFFFF for c in t) for t in texts),
             "combining": sum(any(unicodedata.combining(c) for c in t) for t in texts),

@@ -18,7 +18,7 @@ from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
 from shipgate.client import calls, output
 from shipgate.evidence.models import BackupEvidence, CuratorReport, Phase1NodeReport, Stats
 from shipgate.hosts.inventory import PEER_NAMES
-from shipgate.target import service
+from shipgate.target import service, startup
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 NAMESPACE = "ship-gate-phase1"
@@ -284,7 +284,7 @@ def _restart_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[st
     """A write acknowledged by serve is still there after serve restarts (SIGTERM, then start)."""
     s = ctx.settings.phase1
     spec = ServeSpec(host=host, port=s.serve_port, db=f"{WORKDIR}/phase1-serve.db", name="phase1",
-                     flags=ctx.serve_flags)
+                     **startup.serve_options(ctx))
     ctx.access.run(host, f"rm -f {spec.db} {spec.db}-wal {spec.db}-shm", timeout=20)
     url = f"http://{ctx.inventory.hosts[host].private_address}:{s.serve_port}"
     title = f"restart-{ctx.hostname(host)}"

@@ -22,7 +22,7 @@ from shipgate.client import calls, output
 from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.nemesis import FaultEvidence
-from shipgate.target import cluster, service
+from shipgate.target import cluster, service, startup
 from shipgate.target.quorum import QuorumMissRule, quorum_miss_rule
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
@@ -35,7 +35,7 @@ def _spec(ctx: PhaseContext, host: str, catchup: float | None) -> ServeSpec:
     others = [ctx.inventory.peer_url(p) for p in PEER_NAMES if p != host]
     return ServeSpec(host=host, port=ctx.inventory.federation_port, db=f"{WORKDIR}/phase2.db", peers=others,
                      quorum_writes=s.quorum_writes, quorum_timeout_ms=s.quorum_timeout_ms,
-                     catchup_interval_secs=catchup, flags=ctx.serve_flags)
+                     catchup_interval_secs=catchup, **startup.serve_options(ctx))
 
 
 def run(ctx: PhaseContext) -> Any:

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from phases.base import Checks, PhaseContext, Stopwatch, cli, host_unreachable
 from shipgate.evidence.models import ContentComparison, MigrateReport, Phase3Report
 from shipgate.evidence.models.phases import LinkComparison, SeedShape
-from shipgate.target import service
+from shipgate.target import service, startup
 from shipgate.target.service import WORKDIR, ServeSpec, ServiceError
 
 HOST = "node-a"
@@ -210,7 +210,7 @@ def _seed(ctx: PhaseContext, checks: Checks, facts: dict[str, Any], seed: int) -
     s = ctx.settings.phase3
     plan = ["seed", "--namespace", s.namespace, "--count", str(s.rows), "--links", str(s.links), "--seed", str(seed)]
     if s.seed_method == "bulk":
-        spec = ServeSpec(host=HOST, db=SRC, name=SEED_PORT_NAME, flags=ctx.serve_flags)
+        spec = ServeSpec(host=HOST, db=SRC, name=SEED_PORT_NAME, **startup.serve_options(ctx))
         service.start_serve(ctx.access, spec)
         bad = service.wait_healthy(ctx.access, ctx.inventory, [HOST], deadline_s=30)
         if bad[HOST]:

@@ -60,7 +60,7 @@ from shipgate.hosts import clock
 from shipgate.hosts.result import CommandResult, HostError
 from shipgate.nemesis.faults import FaultOutcome, FaultParams, fault_class
 from shipgate.run.settings import Phase4Settings
-from shipgate.target import service
+from shipgate.target import service, startup
 from shipgate.target.cluster import ClassAborted, Cluster, RecoveryFailed, topology
 from shipgate.target.service import ServiceError
 
@@ -74,7 +74,7 @@ def _topology(ctx: PhaseContext, fault: str, s: Phase4Settings) -> Cluster:
     environment the class asks for (node-c's clock offset)."""
     catchup = 0 if fault in s.fanout_faults else s.catchup_interval_secs
     return topology(ctx.access, ctx.inventory, s.topology, db_stem=f"phase4-{fault}", name=SERVE_NAME,
-                    quorum_timeout_ms=s.quorum_timeout_ms, catchup_interval_secs=catchup, flags=ctx.serve_flags,
+                    quorum_timeout_ms=s.quorum_timeout_ms, catchup_interval_secs=catchup, options=startup.serve_options(ctx),
                     env=fault_class(fault).node_env(_params(s)))
 
 

@@ -17,6 +17,7 @@ from shipgate.hosts.shell import WORKDIR
 
 PATH = f"{WORKDIR}/hostagent.py"  # on a host, relative to the remote home
 SOURCE = Path(__file__).with_name("hostagent.py")
+API_KEY_PATH = f"{WORKDIR}/api-key"  # beside the agent; present only where the target needs a key (0.7.0+)
 
 
 def command(args: Sequence[str]) -> str:

@@ -93,6 +93,21 @@ class _Deadlines:
 _DEADLINES = _Deadlines()
 
 
+def _api_key_header() -> dict[str, str]:
+    """`x-api-key` from the key file beside this script, which the gate writes only for a target that needs one
+    (ai-memory 0.7.0+ refuses every call but /health without it); no file, no header, as before."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api-key")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            key = fh.read().strip()
+    except FileNotFoundError:
+        return {}
+    return {"x-api-key": key} if key else {}
+
+
+API_KEY_HEADER = _api_key_header()
+
+
 class Endpoint:
     """A keep-alive HTTP/1.1 connection to one node; reconnects after any failure."""
 
@@ -109,7 +124,7 @@ class Endpoint:
                 ) -> tuple[int, dict[str, str], bytes]:
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        hdrs = {"Connection": "keep-alive", **(headers or {})}
+        hdrs = {"Connection": "keep-alive", **API_KEY_HEADER, **(headers or {})}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

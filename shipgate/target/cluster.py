@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipgate.client import calls
 from shipgate.hosts import shell
@@ -138,12 +138,13 @@ class Cluster:
 
 def topology(access: HostAccess, inventory: Inventory, shape: Topology, *, db_stem: str, name: str,
              quorum_timeout_ms: int, catchup_interval_secs: float | None, flags: Sequence[str] | None = None,
-             env: Mapping[int, Mapping[str, str]] | None = None) -> Cluster:
+             env: Mapping[int, Mapping[str, str]] | None = None, options: Mapping[str, Any] | None = None) -> Cluster:
     """The hosts shape (node-a/b/c on their own hosts, all federated, as phase 2) or upstream's local shape
     (three serves on the chaos host, 127.0.0.1:19077-19079, only node-0 federated). `env` adds variables to
-    the node of that index (0 = the leader)."""
+    the node of that index (0 = the leader); `options` are the release's serve keywords
+    (`shipgate.target.startup.serve_options`: flags, start-up environment, the campaign's key)."""
     common = {"quorum_timeout_ms": quorum_timeout_ms, "catchup_interval_secs": catchup_interval_secs, "name": name,
-              "flags": None if flags is None else list(flags)}
+              "flags": None if flags is None else list(flags), **(options or {})}
     nodes: list[Node] = []
     if shape == "local":
         urls = [f"http://127.0.0.1:{p}" for p in LOCAL_PORTS]

@@ -7,12 +7,13 @@ exec), so faults sent to it hit the server, and it is stopped by PID, never by p
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from shipgate.client import calls, output
 from shipgate.hosts import shell
@@ -48,6 +49,8 @@ class ServeSpec(BaseModel):
     name: str = "serve"
     flags: list[str] | None = Field(
         None, description="the long flags the target's `serve --help` lists (capability probe); None: not probed")
+    api_key: SecretStr | None = Field(
+        None, exclude=True, description="the campaign's key, written to the serve's config file (0.7.0+); never recorded")
 
     def argv(self) -> list[str]:
         """The command line. A release without the catch-up flag (before 0.6.1) has no catch-up at all, so the
@@ -75,6 +78,12 @@ class ServeSpec(BaseModel):
     @property
     def log(self) -> str:
         return f"{WORKDIR}/{self.name}-{self.port}.log"
+
+    @property
+    def home(self) -> str:
+        """The serve's own HOME when it needs a config file (relative to the host's home): the product reads
+        `$HOME/.config/ai-memory/config.toml` and nothing else, and every CLI call rewrites the host's own."""
+        return f"{WORKDIR}/{self.name}-{self.port}.home"
 
 
 def install_agent(access: HostAccess, hosts: Sequence[str]) -> None:
@@ -113,14 +122,22 @@ def start_serve(access: HostAccess, spec: ServeSpec, *, timeout: float = 20) -> 
     env = {"AI_MEMORY_DB": spec.db, **spec.env}
     env_words = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     pidfile, log = shell.word(spec.pidfile), shell.word(spec.log)
+    config, stdin = "", None
+    if spec.api_key is not None:
+        # the key reaches the file through stdin, never a command line; the serve reads it only with
+        # AI_MEMORY_NO_CONFIG unset and HOME at the folder holding .config/ai-memory/config.toml
+        cfg = f"{spec.home}/.config/ai-memory"
+        config = f"mkdir -p {shell.word(cfg)} && (umask 077 && cat > {shell.word(cfg + '/config.toml')}) && "
+        stdin = f"api_key = {json.dumps(spec.api_key.get_secret_value())}\n"
+        env_words = f'-u AI_MEMORY_NO_CONFIG HOME="$HOME"/{shell.word(spec.home)} {env_words}'
     cmd = (
-        f"mkdir -p {WORKDIR} && "
+        f"mkdir -p {WORKDIR} && {config}"
         f"{shell.PROCESS}if [ -f {pidfile} ] && {shell.alive(shell.contents(spec.pidfile))}; then "
         f"echo \"serve already running as pid $(cat {pidfile})\" >&2; exit 3; fi; "
         f"nohup env {env_words} {shlex.join(spec.argv())} >> {log} 2>&1 < /dev/null & "
         f"echo $! > {pidfile}; echo $!"
     )
-    res = access.run(spec.host, cmd, timeout=timeout)
+    res = access.run(spec.host, cmd, timeout=timeout, stdin=stdin)
     if not res.ok:
         raise ServiceError(spec.host, f"cannot start serve: {res.error or res.stderr.strip()}")
     try:

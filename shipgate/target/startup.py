@@ -92,16 +92,19 @@ def campaign_key(campaign: str) -> SecretStr:
 
 
 def place_key(access: HostAccess, hosts: list[str], key: SecretStr, campaign: str) -> None:
-    """Write the key file (mode 600, through stdin: never a command line) on every host not yet given it."""
-    for host in hosts:
-        with _LOCK:
+    """Write the key file (mode 600, through stdin: never a command line; renamed into place, so an agent never
+    reads half of it) on every host not yet given it. The lock is held throughout: phases start serves from
+    several threads, and the first of them places the key before any serve of the campaign starts."""
+    with _LOCK:
+        for host in hosts:
             if (campaign, host) in _PLACED:
                 continue
-        res = access.run(host, f"mkdir -p {shell.WORKDIR} && umask 077 && cat > {shell.word(KEY_FILE)}",
-                         timeout=15, stdin=key.get_secret_value())
-        if not res.ok:
-            raise ServiceError(host, f"cannot write the API key file: {res.describe()}")
-        with _LOCK:
+            tmp = f"{KEY_FILE}.tmp"
+            res = access.run(host, f"mkdir -p {shell.WORKDIR} && (umask 077 && cat > {shell.word(tmp)}) && "
+                                   f"mv -f {shell.word(tmp)} {shell.word(KEY_FILE)}",
+                             timeout=15, stdin=key.get_secret_value())
+            if not res.ok:
+                raise ServiceError(host, f"cannot write the API key file: {res.describe()}")
             _PLACED.add((campaign, host))
 
 

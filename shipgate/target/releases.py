@@ -21,6 +21,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -239,10 +240,14 @@ def _sha256(path: Path) -> str:
 
 
 def reported_version(binary: Path) -> str:
-    """First line of `<binary> --version`; a binary that cannot say is not an installed release."""
+    """First line of `<binary> --version`; a binary that cannot say is not an installed release.
+
+    It runs with a throwaway HOME: every release writes a default `~/.config/ai-memory/config.toml` on any
+    invocation, `AI_MEMORY_NO_CONFIG=1` or not, and the operator's home is not the gate's to write."""
     try:
-        res = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False,
-                             env={**os.environ, "AI_MEMORY_NO_CONFIG": "1"})
+        with tempfile.TemporaryDirectory(prefix="shipgate-version-") as home:
+            res = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60,
+                                 check=False, env={**os.environ, "AI_MEMORY_NO_CONFIG": "1", "HOME": home})
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ReleaseError(f"{binary} --version failed: {exc}") from None
     line = (res.stdout.strip().splitlines() or [""])[0]

@@ -199,6 +199,13 @@ def test_a_spec_resolves_to_the_cached_binary():
     assert releases.reported_version(rec.binary) == f"ai-memory {releases.PINNED}"
 
 
+def test_asking_a_release_its_version_writes_nothing_in_the_operators_home(tmp_path, monkeypatch):
+    """The real binary writes a default config.toml under $HOME on every invocation, even `--version`."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert releases.reported_version(_pinned_binary()) == f"ai-memory {releases.PINNED}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_release_is_not_built_when_asked_not_to(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIPGATE_RELEASE_CACHE", str(tmp_path))
     with pytest.raises(releases.ReleaseError, match=r"ai-memory 0\.6\.1 is not installed: `invoke target.install"):

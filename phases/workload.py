@@ -70,7 +70,8 @@ def plan_seed(w: Any, nodes: list[str]) -> list[dict]:
 
 
 def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None, skip: set[str]) -> list[dict]:
-    """Each seed row gets at most one mutation, sent to the node after the one that stored it."""
+    """Each seed row gets at most one mutation, sent to the node after the one that stored it, by the agent that
+    stored it: from 0.7.0 only a row's owner may change it (403 "caller does not own this memory")."""
     ops: list[dict] = []
     pos = 0
 
@@ -86,23 +87,23 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
     for i, s in enumerate(take(w.updates)):
         content, tags = f"updated {s['title']} #{i}", ["updated", f"u{i}"]
         ops.append({"kind": "update", "op": "update", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
-                    "body": {"content": content, "tags": tags}, "ok_status": [200], "target": s["id"],
+                    "body": {"content": content, "tags": tags}, "ok_status": [200], "target": s["id"], "agent": s["agent"],
                     "title": s["title"], "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": s["title"], "namespace": ns, "content": content,
                                          "tags": tags}]}})
     for s in take(w.title_updates):
         title, content = f"{s['title']}-renamed", f"renamed {s['title']}"
         ops.append({"kind": "update_title", "op": "update", "node": via(s), "method": "PUT", "path": f"{MEM}/{quote(s['id'])}",
-                    "body": {"title": title, "content": content}, "ok_status": [200], "target": s["id"],
+                    "body": {"title": title, "content": content}, "ok_status": [200], "target": s["id"], "agent": s["agent"],
                     "title": title, "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": title, "namespace": ns, "content": content}]}})
     for s in take(w.promotes):
         ops.append({"kind": "promote", "op": "promote", "node": via(s), "method": "POST", "path": f"{MEM}/{quote(s['id'])}/promote",
-                    "ok_status": [200], "target": s["id"], "title": s["title"], "namespace": ns,
+                    "ok_status": [200], "target": s["id"], "agent": s["agent"], "title": s["title"], "namespace": ns,
                     "effect": {"rows": [{"id": s["id"], "title": s["title"], "namespace": ns, "tier": "long"}]}})
     for s in take(w.deletes):
         ops.append({"kind": "delete", "op": "delete", "node": via(s), "method": "DELETE", "path": f"{MEM}/{quote(s['id'])}",
-                    "ok_status": [200, 204], "target": s["id"], "title": s["title"], "namespace": ns,
+                    "ok_status": [200, 204], "target": s["id"], "agent": s["agent"], "title": s["title"], "namespace": ns,
                     "effect": {"absent": [s["id"]]}})
     dups = take(w.duplicates)
     if rule is not None:
@@ -120,7 +121,7 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
         for i, (src, tgt) in enumerate(itertools.pairwise(chain)):
             link = {"source_id": src["id"], "target_id": tgt["id"], "relation": "related_to"}
             ops.append({"kind": "link", "op": "link", "node": nodes[i % len(nodes)], "method": "POST", "path": "/api/v1/links",
-                        "body": link, "ok_status": [200, 201], "target": src["id"], "namespace": ns,
+                        "body": link, "ok_status": [200, 201], "target": src["id"], "agent": src["agent"], "namespace": ns,
                         "effect": {"links": [link]}})
     if w.bulk_rows:
         ops.append(plan_bulk(f"{ns}-bulk", w.bulk_rows, nodes[1 % len(nodes)], "bulk"))

@@ -97,6 +97,9 @@ def test_every_kind_replicates_on_the_clean_peer(tmp_path: Path, procs: list[Pee
     ops = plan_mutations(W, seeds, list(NAMES), "upsert", set())
     assert {o["kind"] for o in ops} == {"update", "update_title", "promote", "delete", "link", "duplicate", "bulk"}
     assert all(o["node"] != s["node"] for o in ops for s in seeds if o.get("target") == s["id"] and o["kind"] != "link")
+    # another node, the same owner: from 0.7.0 a mutation by any other agent is refused with 403
+    owners = {s["id"]: s["agent"] for s in seeds}
+    assert all(o["agent"] == owners[o["target"]] for o in ops if o.get("target"))
     events = run_ops(urls, ops)
     assert {(e["kind"], e["op"]) for e in events} == {
         ("update", "update"), ("update_title", "update"), ("promote", "promote"), ("delete", "delete"),

@@ -200,6 +200,8 @@ class App:
         limit = min(limit, LIST_MAX)
         if defects.enabled("list_ignores_limit"):
             limit = min(limit, LIST_DEFAULT)
+        if defects.enabled("list_cap_200"):
+            limit = min(limit, 200)
         agent = q.get("agent_id")
         if agent is not None and agent_id_problem(agent):
             raise HttpError(400, {"error": f"invalid agent_id: {agent_id_problem(agent)}"})

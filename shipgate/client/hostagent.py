@@ -518,13 +518,16 @@ _STATE_FIELDS = ("id", "title", "namespace", "content", "tags", "tier", "priorit
 def read_state(url: str, namespaces: list[str], link_ids: list[str], page: int, timeout: float) -> dict:
     """What one node holds for the workload: every row of `namespaces` (the fields the workload changes) and
     the links of `link_ids`. Offset paging is enough here: the caller polls, and judges only the last pass,
-    taken when nothing writes any more."""
+    taken when nothing writes any more. It reads on to an empty page, so a server that caps pages below the
+    requested limit loses no row; the cap is reported in `anomalies`."""
     ep = Endpoint(url, timeout)
     rows: list[dict] = []
     links: dict[str, list[dict]] = {}
+    anomalies: list[str] = []
     try:
         for ns in namespaces:
             offset = 0
+            short: int | None = None
             while True:
                 q = urllib.parse.urlencode({"namespace": ns, "limit": page, "offset": offset})
                 status, _, payload = ep.request("GET", f"{WRITE_PATH}?{q}")
@@ -536,6 +539,12 @@ def read_state(url: str, namespaces: list[str], link_ids: list[str], page: int, 
                 rows.extend({k: m.get(k) for k in _STATE_FIELDS} for m in batch)
                 if not batch:
                     break
+                if short is not None:
+                    anomalies.append(f"{ns}: limit={page} offset={offset - short} returned only {short} rows but "
+                                     "more exist: the server caps pages below the requested limit")
+                    short = None
+                if len(batch) < page:
+                    short = len(batch)
                 offset += len(batch)
         for id_ in link_ids:
             status, _, payload = ep.request("GET", f"/api/v1/links/{urllib.parse.quote(id_, safe='')}")
@@ -554,7 +563,7 @@ def read_state(url: str, namespaces: list[str], link_ids: list[str], page: int, 
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     finally:
         ep.close()
-    return {"ok": True, "rows": rows, "links": links}
+    return {"ok": True, "rows": rows, "links": links, "anomalies": anomalies}
 
 
 def cmd_state(args: argparse.Namespace) -> int:

@@ -146,6 +146,16 @@ def test_list_ignores_limit_is_noticed(tmp_path: Path):
     assert any(k.startswith("list.") and v == "fail" for k, v in checks.items()), checks
 
 
+def test_a_page_cap_of_200_is_noticed_in_the_workload_and_loses_no_row(tmp_path: Path):
+    """0.6.0/0.6.1's silent 200-row cap: the burst's namespace holds exactly 200 rows, the workload's more."""
+    summary = campaign(tmp_path, "gtcap", [2], ["list_cap_200"])
+    checks = _checks(summary.phases[0])
+    assert summary.verdict == "fail"
+    assert {k: v for k, v in checks.items() if k.endswith("list_honours_limit")} == {
+        f"workload.{n}.list_honours_limit": "fail" for n in ("node-a", "node-b", "node-c")}
+    assert {v for k, v in checks.items() if k.endswith(".replicated")} == {"pass"}, checks
+
+
 def test_backup_corrupt_fails_phase1(tmp_path: Path):
     summary = campaign(tmp_path, "gtbak", [1], ["backup_corrupt"])
     assert summary.verdict == "fail"

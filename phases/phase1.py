@@ -144,8 +144,9 @@ def _recall_checks(ctx: PhaseContext, host: str, checks: Checks, facts: dict[str
     res = _run(ctx, host, cli(db, "recall", content, "--limit", "5", "--json"), timeout=deadline)
     hung = bool(res.error) and res.error.startswith("timeout")
     checks.add("recall.answers", f"an answer within {deadline:g} s", res.error if hung else f"exit {res.exit_code}",
-               not hung, "recall at the default tier did not answer (killed at the deadline); the real 0.6.3 "
-               "deadlocks there when its embedding model cannot be downloaded" if hung else None)
+               not hung, "recall at the default tier did not answer (killed at the deadline); real releases "
+               "(0.6.3 to 0.10.0 measured) deadlock there when the embedding model cannot be downloaded"
+               if hung else None)
     tier = None
     caps = ctx.capabilities
     if hung and (caps is None or caps.has("recall", "tier")):

@@ -62,6 +62,9 @@ class HostAccess:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        # Exported before every command on every host (a per-call `env` wins): the target's documented
+        # process environment, which its CLI, MCP and serve all need (`shipgate.target.startup`).
+        self.session_env: dict[str, str] = {}
         self._conns: dict[str, Connection] = {}
         self._homes: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -141,7 +144,7 @@ class HostAccess:
         if limit <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         # Start in the host's HOME (on the lab, sshd would start in root's real home, shared by all hosts).
-        script = 'cd "$HOME" 2>/dev/null; ' + _env_prefix(env) + command
+        script = 'cd "$HOME" 2>/dev/null; ' + _env_prefix({**self.session_env, **(env or {})}) + command
         wrapped = f"timeout -k {_KILL_GRACE_S:g} {limit:g} bash -c {shlex.quote(script)}"
         started = time.monotonic()
 

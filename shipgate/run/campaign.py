@@ -36,7 +36,7 @@ from shipgate.run import signals
 from shipgate.run.console import Console, printable
 from shipgate.run.context import Phase, PhaseContext
 from shipgate.run.options import ROOT, CampaignError, CampaignOptions, Plan, new_campaign_id
-from shipgate.target import service
+from shipgate.target import service, startup
 from shipgate.target.capabilities import probe_host
 
 __all__ = ["ROOT", "CampaignError", "CampaignOptions", "Console", "Interrupted", "Plan", "new_campaign_id",
@@ -215,6 +215,12 @@ def _unreachable(access: HostAccess) -> dict[str, str]:
 
 def _run_phases(opts: CampaignOptions, phases: Sequence[Phase], inventory: Inventory, access: HostAccess,
                 run_dir: Path, durations: dict[str, float], progress: Callable[[str], None]) -> None:
+    caps = inventory.target.capabilities
+    need = startup.for_version(caps.version if caps else None)
+    if need.env:
+        access.session_env.update(need.env)
+        progress(f"target environment on every host: {', '.join(f'{k}={v}' for k, v in need.env.items())} "
+                 f"({'; '.join(need.reasons)})")
     ctx = PhaseContext(inventory=inventory, access=access, settings=opts.settings, run_dir=run_dir, progress=progress)
     broken: str | None = None
     for phase in phases:

@@ -196,6 +196,21 @@ def test_run_passes_env_and_stdin_and_reports_failures(access: HostAccess):
         res.check()
 
 
+def test_the_session_environment_reaches_every_command_and_a_call_env_wins(access: HostAccess):
+    """The target's process environment (0.9.0: attestation opt-out) must reach the CLI as well as serve."""
+    access.session_env.update({"SG_SESSION": "on", "SG_BOTH": "session"})
+    try:
+        res = access.run("node-b", 'printf "%s|%s" "$SG_SESSION" "$SG_BOTH"', env={"SG_BOTH": "call"})
+        assert res.ok and res.stdout == "on|call", res.describe()
+        pid = access.spawn("node-b", "sleep 30", log="session-env.log")
+        environ = access.run("node-b", f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout.splitlines()
+        access.run("node-b", f"kill {pid}")
+        assert "SG_SESSION=on" in environ
+    finally:
+        access.session_env.clear()
+    assert access.run("node-b", 'printf "%s" "${SG_SESSION-unset}"').stdout == "unset"
+
+
 def test_run_many_is_parallel_and_an_unreachable_host_is_only_a_result(inv: Inventory, tmp_path: Path):
     hosts = dict(inv.hosts)
     gone = "10.251.{}.99".format(inv.hosts["node-a"].public_address.split(".")[2])

@@ -38,6 +38,10 @@ from shipgate.run import signals
 CRATE = "ai-memory"
 DEFAULT_FEATURES: tuple[str, ...] = ("sal", "sal-postgres")
 PINNED = "0.6.3"  # the release CI's real-binary lane builds and judges
+# The newest release measured (docs/release-history-matrix.md): the real lane also starts it, as every start-up
+# need of shipgate.target.startup applies to it (API key, trusted and unenrolled peers, attestation off).
+LATEST = "0.10.0"
+REAL_LANE = (PINNED, LATEST)
 INDEX_URL = "https://index.crates.io/ai/-m/ai-memory"  # SHIPGATE_CRATES_INDEX overrides it (tests serve a copy)
 SPEC_RE = re.compile(r"^ai-memory@(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")

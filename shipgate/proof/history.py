@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipgate import clock
 from shipgate.evidence import report
 from shipgate.evidence.atomic import write_text
 from shipgate.evidence.models import CampaignSummary, RunShape
@@ -183,15 +184,27 @@ def lab_lock(path: Path | None, say: Progress) -> Iterator[float]:
         return
     t = time.monotonic()
     with path.open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fh):
             say(f"waiting for the lab lock {path} (another user of the lab holds it)")
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            # Polled, not a blocking flock: a Ctrl-C then acts within 0.2 s, whichever thread of this process
+            # the kernel delivers it to (a blocking flock is interrupted only in the thread that gets it).
+            clock.poll_until(lambda: _try_lock(fh), deadline_s=LOCK_WAIT_S, interval_s=0.2,
+                             what=f"the lab lock {path}")
         try:
             yield round(time.monotonic() - t, 3)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+LOCK_WAIT_S = 6 * 3600.0  # one campaign at the full shape holds the lock ~13 min; 6 h means its holder is stuck
+
+
+def _try_lock(fh: Any) -> bool:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class _Stop(Exception):

@@ -107,7 +107,10 @@ def test_the_committed_record_reads_whole():
     assert first["no-catchup-loop"].phases == (2, 4) and "catchup.after_restart" in first["no-catchup-loop"].patterns
     assert not first["peer-embedding-not-refreshed"].lab_observable
     assert {f.id for f in rec.findings} == {"recall-hangs-offline", "postgres-list-cap-1000",
-                                            "title-update-not-replicated", "bulk-tied-timestamps-catchup-loss"}
+                                            "title-update-not-replicated", "bulk-tied-timestamps-catchup-loss",
+                                            "update-tags-union-on-peers"}
+    by_id = {f.id: f for f in rec.findings}
+    assert len(by_id["postgres-list-cap-1000"].releases) == 11, "measured on every federated release"
     links = {d.id: d for d in rec.releases["0.6.3"].defects}["migrate-drops-links"]
     assert links.patterns == ("links.*.identical",) and not links.proposed
 

@@ -91,7 +91,10 @@ class GateTask(Task):
 def _usage(fn: Callable[[], None]) -> Callable[[], None]:
     def wrapped() -> None:
         try:
-            fn()
+            try:
+                fn()
+            finally:
+                sys.stdout.flush()  # a block-buffered pipe fails here, not in print
         except ParseError as exc:
             raise Exit(f"{exc} ({USAGE_HINT})", code=2) from None
         except BrokenPipeError:

@@ -143,8 +143,9 @@ def test_a_reader_that_stops_early_gets_no_traceback(args):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block-buffered, as in CI
         res = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, stdout=write_end,
-                             stderr=subprocess.PIPE, text=True, timeout=60)
+                             stderr=subprocess.PIPE, text=True, timeout=60, env=env)
     finally:
         os.close(write_end)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr

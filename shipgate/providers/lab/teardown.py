@@ -56,14 +56,26 @@ def _root_rules(tag: str) -> list[tuple[str, str]]:
     return found
 
 
+RESCANS = 5  # each catches what the processes the previous one killed forked before they died
+
+
 def teardown_locked(layout: L.LabLayout) -> Teardown:
     started = time.monotonic()
     report = Teardown(name=layout.name, had_state=layout.state_file.is_file())
     namespaces = [ns for ns in layout.namespaces() if ns in existing_netns()]
 
     pids = lab_pids(namespaces, layout.dir)
-    report.killed_pids = sorted(pids)
+    killed = set(pids)
     stubborn = kill_lab_processes(pids, timeout=5)
+    # A launcher killed mid-spawn (a signal while `up` runs) may have forked after the scan, e.g. unshare its
+    # sshd: once everything scanned is dead nothing more can fork, so scan again until a scan finds nothing.
+    for _ in range(RESCANS):
+        more = lab_pids(namespaces, layout.dir) - set(stubborn)
+        if not more:
+            break
+        killed |= more
+        stubborn = sorted(set(stubborn) | set(kill_lab_processes(more, timeout=5)))
+    report.killed_pids = sorted(killed)
 
     links = _links_present(layout.links())
     if links:

@@ -199,8 +199,14 @@ def _confirmed_anomalies(ctx: PhaseContext, states: Mapping[str, Any], namespace
     again = service.agent_json(ctx.access, "chaos", ["state", "--nodes", nodes,
                                                      *[a for ns in namespaces for a in ("--namespace", ns)]],
                                timeout=60)
-    return {n: sorted(set(found) & set((again.get(n) or {}).get("anomalies") or []))
-            for n, found in suspects.items() if set(found) & set((again.get(n) or {}).get("anomalies") or [])}
+    out: dict[str, list[str]] = {}
+    for n, found in suspects.items():
+        second = again.get(n) or {}
+        if not second.get("ok"):  # an unreadable second read confirms nothing away: the first one stands
+            out[n] = [f"{a} (second read failed: {second.get('error')})" for a in found]
+        elif both := sorted(set(found) & set(second.get("anomalies") or [])):
+            out[n] = both
+    return out
 
 
 @dataclass
@@ -293,13 +299,15 @@ def finish_workload(run: WorkloadRun) -> None:
 def _page_checks(run: WorkloadRun) -> None:
     """The workload's namespaces hold up to 1000 rows, where the burst's hold 200: a list that caps a page below
     the requested limit without saying so (0.6.0 and 0.6.1 cap at 200) shows only here."""
-    read = {n for det in run.details.values() for n in PEER_NAMES
-            if isinstance(det, dict) and n not in det.get("read_errors", {})}
+    stages = [det for det in run.details.values() if isinstance(det, dict)]
+    if not stages:
+        return
     for node in PEER_NAMES:
-        found = [a for det in run.details.values() if isinstance(det, dict)
-                 for a in det.get("page_anomalies", {}).get(node, [])]
-        if node not in read:
+        if all(node in det.get("read_errors", {}) for det in stages):
+            run.checks.error(f"workload.{node}.list_honours_limit", "pages honour limit/offset",
+                             f"{node} could not be read in any stage")
             continue
+        found = [a for det in stages for a in det.get("page_anomalies", {}).get(node, [])]
         run.checks.add(f"workload.{node}.list_honours_limit", "pages honour limit/offset", found or "ok",
                        not found, "; ".join(found[:3]) if found else None)
 

@@ -5,8 +5,8 @@ once) followed by a convergence poll judged per kind by `shipgate.checker.replic
 
 1. seed: plain stores through node-a, node-b and node-c (kind `store`);
 2. mutations on the converged seed rows, each sent to another node than the one that stored it: updates of
-   content and tags, title-changing updates, promotes, deletes, links, a duplicate (title, namespace) judged by
-   the release's documented rule, and one bulk import (catch-up is still off: the fan-out alone must carry it);
+   content and tags, title-changing updates, promotes, deletes, links, consolidations (a new row, its sources
+   gone), a duplicate (title, namespace) judged by the release's documented rule, and one bulk import (catch-up is still off: the fan-out alone must carry it);
 3. after phase 2's quorum probes (`finish_workload`): a bulk import of 1000 rows while node-c is down, then
    node-c restarts with catch-up on: every row must reach it (`bulk_catchup`; the real 0.6.3 stamps one
    `updated_at` on a whole bulk and its catch-up cursor then loses the rows past each peer's 500-row page).
@@ -46,6 +46,7 @@ from shipgate.target import service
 from shipgate.target.service import ServiceError
 
 MEM = "/api/v1/memories"
+CONSOLIDATE = "/api/v1/consolidate"
 POLL_S = 0.25
 
 
@@ -59,14 +60,27 @@ def _store_op(node: str, ns: str, title: str, content: str, tags: list[str], kin
 
 
 def seed_count(w: Any) -> int:
-    """Rows stage 1 stores: one per mutation, a chain for the links, and the plain stores."""
+    """Rows stage 1 stores: one per mutation, a chain for the links, a pair per consolidation, and the plain
+    stores."""
     return (w.updates + w.title_updates + w.promotes + w.deletes + w.duplicates + (w.links + 1 if w.links else 0)
-            + w.stores_per_node * len(PEER_NAMES))
+            + 2 * w.consolidates + w.stores_per_node * len(PEER_NAMES))
 
 
 def plan_seed(w: Any, nodes: list[str]) -> list[dict]:
-    return [_store_op(nodes[i % len(nodes)], w.namespace, f"mix-{i:03d}", f"seed {i} via {nodes[i % len(nodes)]}",
-                      ["seed", f"s{i % 5}"]) for i in range(seed_count(w))]
+    """The rows the mutations act on. A consolidation's two sources are stored through one node by one writer
+    (from 0.7.0 only the owner of every source may consolidate them) and carry a `pair` number; their tags share
+    one and differ in one, so the merged row's union is told apart from either source's tags."""
+    plain = seed_count(w) - 2 * w.consolidates
+    ops = [_store_op(nodes[i % len(nodes)], w.namespace, f"mix-{i:03d}", f"seed {i} via {nodes[i % len(nodes)]}",
+                     ["seed", f"s{i % 5}"]) for i in range(plain)]
+    for j in range(w.consolidates):
+        node = nodes[j % len(nodes)]
+        for k in range(2):
+            op = _store_op(node, w.namespace, f"mix-c{j:02d}-{k}", f"consolidation source {k} of pair {j} via {node}",
+                           ["seed", f"c{j}", f"c{j}-{k}"])
+            op["pair"] = j
+            ops.append(op)
+    return ops
 
 
 def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None, skip: set[str]) -> list[dict]:
@@ -83,6 +97,10 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
     def via(seed: dict, k: int = 1) -> str:
         return nodes[(nodes.index(seed["node"]) + k) % len(nodes)]
 
+    pairs: dict[int, list[dict]] = {}
+    for s in [s for s in seeds if "pair" in s]:
+        pairs.setdefault(s["pair"], []).append(s)
+    seeds = [s for s in seeds if "pair" not in s]
     ns = w.namespace
     for i, s in enumerate(take(w.updates)):
         content, tags = f"updated {s['title']} #{i}", ["updated", f"u{i}"]
@@ -123,9 +141,26 @@ def plan_mutations(w: Any, seeds: list[dict], nodes: list[str], rule: str | None
             ops.append({"kind": "link", "op": "link", "node": nodes[i % len(nodes)], "method": "POST", "path": "/api/v1/links",
                         "body": link, "ok_status": [200, 201], "target": src["id"], "agent": src["agent"], "namespace": ns,
                         "effect": {"links": [link]}})
+    for j, sources in sorted(pairs.items()):
+        if len(sources) == 2:  # a pair missing a source (its store failed) has nothing to consolidate
+            ops.append(_consolidate_op(ns, j, sources, via(sources[0])))
     if w.bulk_rows:
         ops.append(plan_bulk(f"{ns}-bulk", w.bulk_rows, nodes[1 % len(nodes)], "bulk"))
     return [o for o in ops if o["kind"] not in skip]
+
+
+def _consolidate_op(ns: str, j: int, sources: list[dict], node: str) -> dict:
+    """Merge a pair into a new row, sent as the sources' owner: the new row (its id is the answer's) holds the
+    summary, tier long and the union of the sources' tags on every node, and no node still holds a source."""
+    title, summary = f"mix-consolidated-{j:02d}", f"consolidated pair {j} \u00df\u2202"
+    ids = [s["id"] for s in sources]
+    tags = sorted({t for s in sources for t in s["body"]["tags"]})
+    body = {"ids": ids, "title": title, "summary": summary, "namespace": ns, "tier": "long"}
+    return {"kind": "consolidate", "op": "consolidate", "node": node, "method": "POST", "path": CONSOLIDATE,
+            "body": body, "ok_status": [201], "want_id": True, "agent": sources[0]["agent"], "title": title,
+            "namespace": ns,
+            "effect": {"rows": [{"title": title, "namespace": ns, "content": summary, "tags": tags, "tier": "long"}],
+                       "absent": ids}}
 
 
 def plan_bulk(ns: str, rows: int, node: str, kind: str) -> dict:
@@ -349,8 +384,8 @@ def catchup_deadline(s: Any) -> float:
 
 def _planned(w: Any, kind: str) -> bool:
     return {"store": True, "update": w.updates, "update_title": w.title_updates, "promote": w.promotes,
-            "delete": w.deletes, "link": w.links, "duplicate": w.duplicates, "bulk": w.bulk_rows,
-            "bulk_catchup": w.catchup_bulk_rows}.get(kind, False) > 0
+            "delete": w.deletes, "link": w.links, "consolidate": w.consolidates, "duplicate": w.duplicates,
+            "bulk": w.bulk_rows, "bulk_catchup": w.catchup_bulk_rows}.get(kind, False) > 0
 
 
 def _duplicate_rule_check(checks: Checks, rule: str | None, ops: list[Op]) -> None:

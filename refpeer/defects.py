@@ -64,6 +64,9 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "locally only; the peers keep the old tier", "2"),
     Defect("link_not_fanned_out", "v0.6.0-v0.6.1 (CHANGELOG v0.6.2 #325 create_link fanout): POST /api/v1/links "
            "links locally only; the peers never get the link", "2"),
+    Defect("consolidate_not_fanned_out", "v0.6.0-v0.6.1 (CHANGELOG v0.6.2 #326 consolidate fanout): POST "
+           "/api/v1/consolidate creates the merged row and deletes its sources locally only (201); the peers "
+           "never get the new row and keep the sources", "2"),
     Defect("bulk_fanout_drops_row", "v0.6.1 (CHANGELOG v0.6.2 #368/#369, the '499/500 rows' case): one row of "
            "each bulk request is never pushed to one peer (its single fan-out failed, no retry, no terminal "
            "catch-up batch); quorum is still met through the other peer", "2"),

@@ -297,7 +297,8 @@ class App:
             gone = [m["id"] for m in sources if m["id"] != stored["id"]]
             for id_ in gone:
                 self.store.delete(id_)
-        self._fan_out([stored], deletions=gone)
+        if not defects.enabled("consolidate_not_fanned_out"):
+            self._fan_out([stored], deletions=gone)
         return {"consolidated": len(sources), "id": stored["id"]}
 
     def _fan_out(self, mems: list[dict], *, deletions: list[str] | None = None, links: list[dict] | None = None,

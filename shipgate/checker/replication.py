@@ -32,14 +32,15 @@ from shipgate.checker.history import Outcome, tally
 from shipgate.evidence.models.replication import KindVerdict, UnreplicatedOp
 
 # The kinds phase 2 plans, in report order. `update` changes content and tags; `update_title` renames as
-# well (real 0.6.3 never replicates a rename: refpeer defect update_title_not_replicated); `bulk_catchup`
+# well (real 0.6.3 never replicates a rename: refpeer defect update_title_not_replicated); `consolidate` merges
+# rows into a new one and deletes them, both of which must reach every node; `bulk_catchup`
 # is a bulk made while a peer was down, which only catch-up can bring to it.
-KINDS: tuple[str, ...] = ("store", "update", "update_title", "promote", "delete", "link", "duplicate", "bulk",
-                          "bulk_catchup")
+KINDS: tuple[str, ...] = ("store", "update", "update_title", "promote", "delete", "link", "consolidate",
+                          "duplicate", "bulk", "bulk_catchup")
 # The CLI subcommand whose presence (capability probe) stands for the HTTP path of a kind: a release without it
 # does not have the operation, and the kind is skipped with that reason.
 KIND_NEEDS: dict[str, str] = {"update": "update", "update_title": "update", "promote": "promote",
-                              "delete": "delete", "link": "link"}
+                              "delete": "delete", "link": "link", "consolidate": "consolidate"}
 MAX_LISTED = 50
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?")
 

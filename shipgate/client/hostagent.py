@@ -457,7 +457,7 @@ def run_op(ep: Endpoint, op: dict) -> dict:
     event: dict[str, Any] = {"status": status, "latency_ms": latency}
     if isinstance(parsed, dict):
         event["value"] = {k: parsed[k] for k in ("id", "created", "errors", "tier", "deleted", "promoted", "linked",
-                                                 "quorum_acks", "existing_id", "code", "title")
+                                                 "quorum_acks", "existing_id", "code", "title", "consolidated")
                           if k in parsed and isinstance(parsed[k], (str, int, bool, list)) and parsed[k] is not None}
         if isinstance(event["value"].get("errors"), list):
             event["value"]["errors"] = [str(e)[:200] for e in event["value"]["errors"][:5]]

@@ -102,6 +102,7 @@ PLANS: dict[str, DefectPlan] = {
     "delete_not_fanned_out": DefectPlan(("delete.*.replicated",)),
     "promote_not_fanned_out": DefectPlan(("promote.*.replicated",)),
     "link_not_fanned_out": DefectPlan(("link.*.replicated",)),
+    "consolidate_not_fanned_out": DefectPlan(("consolidate.*.replicated",)),
     "bulk_fanout_drops_row": DefectPlan(("bulk.*.replicated",)),
 }
 

@@ -51,6 +51,8 @@ class WorkloadSettings(_Strict):
     promotes: int = Field(6, ge=0)
     deletes: int = Field(6, ge=0)
     links: int = Field(6, ge=0)
+    consolidates: int = Field(1, ge=0, description="POST /api/v1/consolidate of two seed rows of one writer into a "
+                                                    "new row (0.6.0-0.6.1 keep it local: CHANGELOG v0.6.2 #326)")
     duplicates: int = Field(1, ge=0, description="re-POSTs of an existing (title, namespace), judged by the "
                                                   "release's documented rule (0.6.3: upsert; 0.6.4+: 409)")
     stores_per_node: int = Field(4, ge=0, description="plain stores through each node beyond the rows the "
@@ -265,8 +267,8 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
         gaps.append("phase2.workload is disabled: only stores are checked for replication")
     elif 2 in settings.phases:
         fewer = [f"{k} {getattr(w, k)} < {getattr(ref_w, k)}" for k in
-                 ("updates", "title_updates", "promotes", "deletes", "links", "duplicates", "stores_per_node",
-                  "bulk_rows", "catchup_bulk_rows") if getattr(w, k) < getattr(ref_w, k)]
+                 ("updates", "title_updates", "promotes", "deletes", "links", "consolidates", "duplicates",
+                  "stores_per_node", "bulk_rows", "catchup_bulk_rows") if getattr(w, k) < getattr(ref_w, k)]
         if fewer:
             gaps.append(f"phase2.workload is smaller than the release's: {', '.join(fewer)}")
     return gaps

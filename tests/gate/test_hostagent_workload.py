@@ -1,6 +1,6 @@
 """The workload's host-agent verbs (`ops`, `state`) as real processes against a real reference-peer cluster on
 loopback, with phase 2's own plans, judged by the replication checker: the clean peer replicates every kind,
-and a seeded local-only update is named on the nodes that lack it."""
+and a seeded local-only update or consolidate is named on the nodes that lack it."""
 
 from __future__ import annotations
 
@@ -76,8 +76,9 @@ def cluster(tmp_path: Path, procs: list[PeerProc], defects: str = "") -> dict[st
     return {n: p.url for n, p in zip(NAMES, nodes, strict=True)}
 
 
-W = WorkloadSettings(updates=2, title_updates=1, promotes=2, deletes=2, links=2, duplicates=1, stores_per_node=1,
-                     bulk_rows=40, catchup_bulk_rows=0, namespace="wl")
+W = WorkloadSettings(updates=2, title_updates=1, promotes=2, deletes=2, links=2, consolidates=2, duplicates=1,
+                     stores_per_node=1, bulk_rows=40, catchup_bulk_rows=0, namespace="wl")
+KINDS = ["update", "update_title", "promote", "delete", "link", "consolidate", "duplicate", "bulk"]
 
 
 def _seeded(urls: dict[str, str]) -> list[dict]:
@@ -95,19 +96,25 @@ def test_every_kind_replicates_on_the_clean_peer(tmp_path: Path, procs: list[Pee
     urls = cluster(tmp_path, procs)
     seeds = _seeded(urls)
     ops = plan_mutations(W, seeds, list(NAMES), "upsert", set())
-    assert {o["kind"] for o in ops} == {"update", "update_title", "promote", "delete", "link", "duplicate", "bulk"}
+    assert {o["kind"] for o in ops} == set(KINDS)
     assert all(o["node"] != s["node"] for o in ops for s in seeds if o.get("target") == s["id"] and o["kind"] != "link")
     # another node, the same owner: from 0.7.0 a mutation by any other agent is refused with 403
     owners = {s["id"]: s["agent"] for s in seeds}
+    nodes = {s["id"]: s["node"] for s in seeds}
     assert all(o["agent"] == owners[o["target"]] for o in ops if o.get("target"))
+    merges = [o for o in ops if o["kind"] == "consolidate"]
+    assert len(merges) == 2
+    for o in merges:  # two sources of one writer, consolidated as that writer through another node
+        a, b = o["body"]["ids"]
+        assert owners[a] == owners[b] == o["agent"] and nodes[a] == nodes[b] != o["node"]
+    touched = [o["target"] for o in ops if o.get("target")] + [i for o in merges for i in o["body"]["ids"]]
+    assert len(touched) == len(set(touched))  # no seed row is acted on twice
     events = run_ops(urls, ops)
-    assert {(e["kind"], e["op"]) for e in events} == {
-        ("update", "update"), ("update_title", "update"), ("promote", "promote"), ("delete", "delete"),
-        ("link", "link"), ("duplicate", "duplicate"), ("bulk", "bulk")}
+    assert {(e["kind"], e["op"]) for e in events} == {(k, {"update_title": "update"}.get(k, k)) for k in KINDS}
     v = judge(urls, events, ["wl", "wl-bulk"])
-    assert {k: x.status for k, x in v.items()} == dict.fromkeys(
-        ["update", "update_title", "promote", "delete", "link", "duplicate", "bulk"], "pass")
+    assert {k: x.status for k, x in v.items()} == dict.fromkeys(KINDS, "pass")
     assert v["bulk"].effects == 40 and v["duplicate"].effects == 2
+    assert v["consolidate"].effects == 2 * 3  # per merge: the new row, and each source absent
 
 
 def test_a_local_only_update_is_unreplicated_on_the_other_nodes(tmp_path: Path, procs: list[PeerProc]) -> None:
@@ -120,6 +127,26 @@ def test_a_local_only_update_is_unreplicated_on_the_other_nodes(tmp_path: Path, 
     for node, misses in v["update"].unreplicated.items():
         assert all(sent[u.key] != node and u.why.startswith("content") for u in misses)
     assert sum(v["update"].unreplicated_count.values()) == 2 * len(sent)
+
+
+def test_a_local_only_consolidate_is_unreplicated_on_the_other_nodes(tmp_path: Path, procs: list[PeerProc]) -> None:
+    urls = cluster(tmp_path, procs, "consolidate_not_fanned_out")
+    seeds = _seeded(urls)
+    ops = [o for o in plan_mutations(W, seeds, list(NAMES), "upsert", set()) if o["kind"] in ("consolidate", "delete")]
+    events = run_ops(urls, ops)
+    v = judge(urls, events, ["wl"])
+    assert v["delete"].status == "pass" and v["consolidate"].status == "fail"
+    assert v["consolidate"].ok == v["consolidate"].ops == 2  # acknowledged: the defect is in what replicates
+    new_ids = {e["id"]: e["node"] for e in events if e["kind"] == "consolidate" and e["type"] == "ok"}
+    sources = {i: o["node"] for o in ops if o["kind"] == "consolidate" for i in o["body"]["ids"]}
+    for node, misses in v["consolidate"].unreplicated.items():
+        for u in misses:
+            if u.key in new_ids:
+                assert new_ids[u.key] != node and u.why.startswith("absent")
+            else:
+                assert sources[u.key] != node and u.why.startswith("still present")
+    # on each of the two nodes a merge was not sent to: its new row absent, both sources still there
+    assert sum(v["consolidate"].unreplicated_count.values()) == 2 * 3 * len(new_ids)
 
 
 def test_ops_records_refused_writes_as_failures_and_a_bulk_without_ids(tmp_path: Path, procs: list[PeerProc]) -> None:

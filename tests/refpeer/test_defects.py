@@ -304,31 +304,42 @@ def _link_pairs(p: PeerProc, id_: str) -> set[tuple[str, str]]:
     return {(ln["source_id"], ln["target_id"]) for ln in body["links"]} if status == 200 else set()
 
 
+def _merged(p: PeerProc, id_: str) -> bool:
+    """The consolidated row as 0.6.3 fans it out: the summary, tier long, the union of the sources' tags."""
+    m = _get(p, id_)
+    return m is not None and (m["content"], m["tier"], sorted(m["tags"])) == ("s", "long", ["t4", "t5"])
+
+
 MUTATION_DEFECTS = ["update_not_fanned_out", "delete_not_fanned_out", "promote_not_fanned_out",
-                    "link_not_fanned_out"]
+                    "link_not_fanned_out", "consolidate_not_fanned_out"]
 
 
 @pytest.mark.parametrize("defect", [None, *MUTATION_DEFECTS])
 def test_mutation_fan_out_defects_leave_the_peers_as_they_were(cluster: Cluster, defect: str | None) -> None:
-    """Each of v0.6.0's local-only mutations (and v0.6.1's local-only link): with catch-up off, as phase 2's
-    workload runs, the peers keep the state from before; every other mutation still fans out."""
+    """Each of v0.6.0's local-only mutations (and v0.6.1's local-only link and consolidate): with catch-up off,
+    as phase 2's workload runs, the peers keep the state from before; every other mutation still fans out."""
     nodes = cluster(n=3, quorum_writes=2, catchup_secs=0, env=env_for(defect))
     lead, peers = nodes[0], nodes[1:]
-    ids = [lead.post({"title": f"m{i}", "content": f"c{i}", "namespace": "mut"})[1]["id"] for i in range(4)]
-    assert all(wait_until(lambda p=p: len(p.titles("mut")) == 4, 10) for p in peers)
+    ids = [lead.post({"title": f"m{i}", "content": f"c{i}", "namespace": "mut", "tags": [f"t{i}"]})[1]["id"]
+           for i in range(6)]
+    assert all(wait_until(lambda p=p: len(p.titles("mut")) == 6, 10) for p in peers)
     url = lead.url
     answers = [http_json(f"{url}/api/v1/memories/{ids[0]}", "PUT", {"content": "new", "tags": ["u"]})[0],
                http_json(f"{url}/api/v1/memories/{ids[1]}", "DELETE")[0],
                http_json(f"{url}/api/v1/memories/{ids[2]}/promote", "POST")[0],
                http_json(f"{url}/api/v1/links", "POST", {"source_id": ids[3], "target_id": ids[0]})[0]]
-    assert answers == [200, 200, 200, 201]  # acknowledged either way
+    status, merged = http_json(f"{url}/api/v1/consolidate", "POST",
+                               {"ids": ids[4:6], "title": "merged", "summary": "s", "namespace": "mut"})
+    assert [*answers, status] == [200, 200, 200, 201, 201]  # acknowledged either way
+    assert merged["consolidated"] == 2
 
     def shows(p: PeerProc) -> dict[str, bool]:
         upd, gone, prom = _get(p, ids[0]), _get(p, ids[1]), _get(p, ids[2])
         return {"update_not_fanned_out": upd is not None and upd["content"] == "new" and upd["tags"] == ["u"],
                 "delete_not_fanned_out": gone is None,
                 "promote_not_fanned_out": prom is not None and prom["tier"] == "long",
-                "link_not_fanned_out": (ids[3], ids[0]) in _link_pairs(p, ids[3])}
+                "link_not_fanned_out": (ids[3], ids[0]) in _link_pairs(p, ids[3]),
+                "consolidate_not_fanned_out": _merged(p, merged["id"]) and not any(_get(p, i) for i in ids[4:6])}
 
     others = [d for d in MUTATION_DEFECTS if d != defect]
     for p in peers:

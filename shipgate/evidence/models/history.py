@@ -25,9 +25,9 @@ class OperationEvent(ArtifactModel):
     process: str = Field(description="who issued it: an agent id or a worker name")
     op: str = Field(description="write, read, list, probe, ...")
     kind: str | None = Field(None, description="phase 2's workload kind, finer than `op` (the HTTP write path: "
-                                               "write, update, promote, delete, link, bulk, duplicate): store, "
-                                               "update, update_title, promote, delete, link, duplicate, bulk, "
-                                               "bulk_catchup")
+                                               "write, update, promote, delete, link, consolidate, bulk, "
+                                               "duplicate): store, update, update_title, promote, delete, link, "
+                                               "consolidate, duplicate, bulk, bulk_catchup")
     type: OpType
     time: float = Field(description="wall clock, Unix seconds, of the clock named in `clock`")
     clock: str | None = Field(None, description="which clock stamped `time`: 'chaos' (the chaos host) or 'operator'")

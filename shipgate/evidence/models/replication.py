@@ -18,7 +18,7 @@ class UnreplicatedOp(ArtifactModel):
 
 
 class KindVerdict(ArtifactModel):
-    """One operation kind (update, delete, promote, link, bulk, ...) across the cluster."""
+    """One operation kind (update, delete, promote, link, consolidate, bulk, ...) across the cluster."""
 
     kind: str
     status: CheckStatus

@@ -19,7 +19,8 @@ and in `docs/real-target.md`:
   the id and skips the row), and a bulk import missed by a down node-c never fully reaches it after its restart
   (every row of one bulk request shares one `updated_at`, and the catch-up cursor `updated_at > last` skips the
   rest of the tie after the first 500-row page). Every other write path of the workload (stores through every
-  node, content updates, promotes, deletes, links, the duplicate upsert, a fanned-out bulk) replicates;
+  node, content updates, promotes, deletes, links, a consolidate, the duplicate upsert, a fanned-out bulk)
+  replicates;
 - phase 4 is green at this shape.
 
 A change that turns anything else red, or the recall hang green, is a change in what the gate says about the
@@ -118,7 +119,7 @@ def test_phase2_is_red_for_the_title_update_and_the_bulk_tie_and_nothing_else(re
     kinds = p2.replication.kinds
     assert p2.replication.duplicate_rule == "upsert"
     assert {k for k, v in kinds.items() if v.status == "pass"} == {
-        "store", "update", "promote", "delete", "link", "duplicate", "bulk"}
+        "store", "update", "promote", "delete", "link", "consolidate", "duplicate", "bulk"}
     lost = kinds["bulk_catchup"].unreplicated_count
     assert set(lost) == {"node-c"} and 0 < lost["node-c"] < p2.settings["workload"]["catchup_bulk_rows"]
 

@@ -6,7 +6,8 @@ once) followed by a convergence poll judged per kind by `shipgate.checker.replic
 1. seed: plain stores through node-a, node-b and node-c (kind `store`);
 2. mutations on the converged seed rows, each sent to another node than the one that stored it: updates of
    content and tags, title-changing updates, promotes, deletes, links, consolidations (a new row, its sources
-   gone), a duplicate (title, namespace) judged by the release's documented rule, and one bulk import (catch-up is still off: the fan-out alone must carry it);
+   gone), a duplicate (title, namespace) judged by the release's documented rule, and one bulk import
+   (catch-up is still off: the fan-out alone must carry it);
 3. after phase 2's quorum probes (`finish_workload`): a bulk import of 1000 rows while node-c is down, then
    node-c restarts with catch-up on: every row must reach it (`bulk_catchup`; the real 0.6.3 stamps one
    `updated_at` on a whole bulk and its catch-up cursor then loses the rows past each peer's 500-row page).
@@ -68,8 +69,9 @@ def seed_count(w: Any) -> int:
 
 def plan_seed(w: Any, nodes: list[str]) -> list[dict]:
     """The rows the mutations act on. A consolidation's two sources are stored through one node by one writer
-    (from 0.7.0 only the owner of every source may consolidate them) and carry a `pair` number; their tags share
-    one and differ in one, so the merged row's union is told apart from either source's tags."""
+    (from 0.7.0 only a row's owner may change it, so the consolidate is sent as the owner of both) and carry a
+    `pair` number; their tags share one and differ in one, so the merged row's union is told apart from either
+    source's tags."""
     plain = seed_count(w) - 2 * w.consolidates
     ops = [_store_op(nodes[i % len(nodes)], w.namespace, f"mix-{i:03d}", f"seed {i} via {nodes[i % len(nodes)]}",
                      ["seed", f"s{i % 5}"]) for i in range(plain)]

@@ -1,6 +1,7 @@
 """Phase 2: federation. A W=2-of-3 cluster, a truly concurrent multi-agent burst, polled convergence
-compared by identity, and the quorum probes (one peer down -> 201; both peers refused, then both silent ->
-the release's quorum-miss answer within the quorum timeout + margin, rows converging after the heal).
+compared by identity, the retry probe (one fan-out attempt to node-b refused: the row must still get there),
+and the quorum probes (one peer down -> 201; both peers refused, then both silent -> the release's quorum-miss
+answer within the quorum timeout + margin, rows converging after the heal).
 
 Catch-up is off during the burst (by default) so that convergence measures the write path itself:
 a fan-out that is cancelled after quorum (the historical r14 bug) leaves rows missing that only a
@@ -19,7 +20,7 @@ from phases.base import Checks, PhaseContext, Stopwatch, write_history
 from phases.workload import finish_workload, run_workload
 from shipgate import checker, nemesis
 from shipgate.client import calls, output
-from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles
+from shipgate.evidence.models import Phase2Report, ProbeResult, Quantiles, RetryProbeResult
 from shipgate.hosts.inventory import PEER_NAMES
 from shipgate.nemesis import FaultEvidence
 from shipgate.target import cluster, service, startup
@@ -138,6 +139,7 @@ def _steps(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
     workload = run_workload(ctx, checks, facts, lambda host, catchup: _spec(ctx, host, catchup)) \
         if s.workload.enabled else None
     if _serving(ctx, checks, "before_probes"):
+        _retry_probe(ctx, checks, facts)
         _probes(ctx, checks, facts)
     if workload is not None:
         finish_workload(workload)
@@ -199,6 +201,93 @@ def _probes(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
         checks.add("catchup.after_restart", "node-b and node-c hold the probe rows", missing or "all present",
                    not missing, f"after {seconds}s" if missing else None)
     _silent_probe(ctx, checks, facts, rule)
+
+
+RETRY_IDS = ("fanout_retry.refused_once", "fanout_retry.acknowledged", "fanout_retry.node-b.delivered",
+             "fanout_retry.node-c.delivered")
+
+
+def _catchup_off(ctx: PhaseContext) -> bool:
+    """Is nothing but the write path running? Catch-up off by the flag, or a release without catch-up."""
+    flags = ctx.serve_flags
+    return ctx.settings.phase2.burst_catchup_interval_secs == 0 or (
+        flags is not None and "catchup-interval-secs" not in flags)
+
+
+def _retry_probe(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> None:
+    """One fan-out attempt fails and nothing else does: node-a's first packet to node-b carrying the probe row's
+    title is refused (a TCP reset), later ones pass. The write is acknowledged through node-c; node-b gets the
+    row only if the release retries the failed attempt (0.6.2+: once, 250 ms later). Catch-up is off, so
+    nothing else can carry it there: 0.6.0 and 0.6.1 leave it missing for good."""
+    s = ctx.settings.phase2
+    if not s.retry_probe:
+        for cid in RETRY_IDS:
+            checks.skipped(cid, "the fan-out retry probe", "phase2.retry_probe is off")
+        return
+    if not _catchup_off(ctx):
+        for cid in RETRY_IDS:
+            checks.skipped(cid, "the fan-out retry probe", "catch-up runs during the burst "
+                           "(burst_catchup_interval_secs), so it, not a retry, could repair the refused fan-out")
+        return
+    marker = f"retry-probe-{time.time_ns() % 10**12:012d}"
+    namespace = f"{s.namespace}-retry"
+    deadline = 2 * s.quorum_timeout_ms / 1000 + 0.25 + s.probe_margin_s
+    ctx.progress("phase 2: retry probe (node-a's first fan-out packet of one row to node-b refused; "
+                 f"expect the row on node-b by a retry within {deadline:g}s)")
+    evidence: list[FaultEvidence] = []
+    result = RetryProbeResult(marker=marker, deadline_s=deadline)
+    try:
+        evidence.append(nemesis.refuse_once(ctx.access, ctx.inventory, "node-a", "node-b", marker))
+        if evidence[0].took_effect:
+            raw = service.agent_json(ctx.access, "chaos", calls.probe(ctx.inventory.peer_url("node-a"), namespace,
+                                                                      marker, timeout_s=_client_timeout(ctx)),
+                                     timeout=_client_timeout(ctx) + 30)
+            result.write = _probe_model(201, raw)
+            if raw.get("status") == 201:
+                result.delivered_s = _arrivals(ctx, namespace, marker, deadline)
+    finally:
+        evidence.append(nemesis.heal(ctx.access, ctx.inventory, "node-a", what="refuse"))
+    healed = evidence[-1]
+    refused = healed.details.get("dropped_packets") if healed.took_effect else None
+    result.refused_packets = refused if isinstance(refused, int) else None
+    facts["retry_probe"] = result
+    facts.setdefault("details", {})["retry_fault"] = [e.model_dump(mode="json") for e in evidence]
+    happened = result.refused_packets == 1
+    checks.add(RETRY_IDS[0], "node-a's first packet to node-b carrying the row refused, exactly once",
+               [e.summary() for e in evidence], True if happened and all(e.took_effect for e in evidence) else None,
+               None if happened else f"{result.refused_packets} packets refused: the fault did not happen as "
+                                     "designed, so the probe proves nothing")
+    write = result.write
+    if write is None:
+        for cid in RETRY_IDS[1:]:
+            checks.skipped(cid, "the fan-out retry probe", "not run: the refuse rule could not be installed")
+        return
+    checks.add(RETRY_IDS[1], 201, write.status if write.status is not None else write.error, write.status == 201,
+               None if write.status == 201 else json.dumps(write.body)[:300] if write.body else write.error)
+    if write.status != 201:
+        for cid in RETRY_IDS[2:]:
+            checks.skipped(cid, "the probe row on node-b and node-c", "not run: the write was not acknowledged")
+        return
+    for host, cid in (("node-b", RETRY_IDS[2]), ("node-c", RETRY_IDS[3])):
+        seconds = result.delivered_s.get(host)
+        if host == "node-b" and not happened:
+            checks.skipped(cid, "the probe row on node-b after its refused fan-out", "not judged: the fault did "
+                           f"not happen as designed ({result.refused_packets} packets refused)")
+            continue
+        why = (None if seconds is not None else
+               f"not on {host} {deadline:g}s after the acknowledgement, with catch-up off: "
+               + ("its one fan-out attempt there was refused and never retried" if host == "node-b"
+                  else "its fan-out was not even refused"))
+        checks.add(cid, f"the row on {host} within {deadline:g}s", seconds if seconds is not None else "absent",
+                   seconds is not None, why)
+
+
+def _arrivals(ctx: PhaseContext, namespace: str, title: str, deadline_s: float) -> dict[str, float | None]:
+    """Seconds until node-b and node-c each held the row (null: not by the deadline)."""
+    hosts = ["node-b", "node-c"]
+    conv = checker.poll(lambda: _read(ctx, namespace, hosts), hosts, checker.holds_titles({title}),
+                        deadline_s=deadline_s, start=time.monotonic(), interval_s=POLL_INTERVAL_S)
+    return {h: conv.node_seconds.get(h) for h in hosts}
 
 
 def _client_timeout(ctx: PhaseContext) -> float:

@@ -70,6 +70,9 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("bulk_fanout_drops_row", "v0.6.1 (CHANGELOG v0.6.2 #368/#369, the '499/500 rows' case): one row of "
            "each bulk request is never pushed to one peer (its single fan-out failed, no retry, no terminal "
            "catch-up batch); quorum is still met through the other peer", "2"),
+    Defect("fanout_no_retry", "v0.6.0-v0.6.1 (CHANGELOG v0.6.2 #368 'fanout retry'): a fan-out push that fails "
+           "is only logged, never retried, so one refused attempt leaves the row missing on that peer for good "
+           "(without catch-up)", "2"),
     Defect("list_cap_200", "v0.6.0-v0.6.1 (CHANGELOG v0.6.2 #363 'List cap 200 -> 1000'): GET /api/v1/memories "
            "clamps `limit` to 200 without saying so; a namespace of more rows needs offsets", "2"),
     Defect("pg_list_cap_1000", "real 0.6.3: the Postgres backend's list silently caps at 1000 rows, so "

@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import random
+import select
 import socket
 import threading
 import time
@@ -63,10 +64,6 @@ def parse_peers(values: list[str]) -> list[str]:
     return out
 
 
-class _Stale(OSError):
-    """A pooled connection turned out to be closed before the request reached the peer."""
-
-
 class _Conn:
     """A minimal HTTP/1.1 client connection (http.client's email-based header parsing costs more CPU than the
     whole push handling on loopback). `timeout` (the quorum timeout, as 0.6.3's per-attempt timeout) bounds the
@@ -79,19 +76,23 @@ class _Conn:
         self.rfile = self.sock.makefile("rb")
         self.hostport = f"{host}:{port}"
 
+    def reusable(self) -> bool:
+        """hyper's check at checkout: an idle connection with anything to read (the peer's FIN or RST) is dead."""
+        try:
+            return not select.select([self.sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+
     def exchange(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes, bool]:
         payload = body or b""
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.hostport}", f"Content-Length: {len(payload)}"]
         if body is not None:
             head.append("Content-Type: application/json")
         head.extend(f"{k}: {v}" for k, v in headers.items())
-        try:
-            self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-            line = self.rfile.readline(65537)
-        except (BrokenPipeError, ConnectionResetError) as e:
-            raise _Stale(str(e)) from e
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        line = self.rfile.readline(65537)
         if not line:
-            raise _Stale("connection closed by peer")
+            raise OSError("connection closed before the response")
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
             raise ValueError(f"bad status line: {line[:80]!r}")
@@ -191,31 +192,29 @@ class Peer:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """One HTTP exchange on a pooled keep-alive connection. A pooled connection the peer closed while idle
-        is replaced transparently (the request never reached the peer); any other failure raises OSError."""
-        for attempt in (0, 1):
+        """One HTTP exchange on a pooled keep-alive connection. As in hyper, a pooled connection the peer closed
+        while idle is dropped at checkout; once the request is written, any failure (a reset included) is this
+        attempt's and raises OSError, never replayed here: the fan-out's own retry decides."""
+        conn = None
+        while conn is None:
             try:
                 conn = self._idle.get_nowait()
-                reused = True
             except queue.Empty:
                 conn = _Conn(self.host, self.port, self.timeout_s)
-                reused = False
-            try:
-                status, data, close = conn.exchange(method, path, body, headers or {})
-            except _Stale as e:
+                break
+            if not conn.reusable():
                 conn.close()
-                if reused and attempt == 0:
-                    continue
-                raise OSError(str(e)) from e
-            except (OSError, ValueError) as e:
-                conn.close()
-                raise OSError(str(e) or type(e).__name__) from e
-            if close:
-                conn.close()
-            else:
-                self._idle.put(conn)
-            return status, data
-        raise OSError("unreachable")
+                conn = None
+        try:
+            status, data, close = conn.exchange(method, path, body, headers or {})
+        except (OSError, ValueError) as e:
+            conn.close()
+            raise OSError(str(e) or type(e).__name__) from e
+        if close:
+            conn.close()
+        else:
+            self._idle.put(conn)
+        return status, data
 
     def close(self) -> None:
         with self.cv:
@@ -311,7 +310,7 @@ class Federation:
             body = self._push_body(mems, dels, links)
             key = batch[0].key
             ok = self._attempt(peer, body, key)
-            if not ok and not self.stop.is_set():
+            if not ok and not self.stop.is_set() and not defects.enabled("fanout_no_retry"):
                 time.sleep(RETRY_DELAY_S)
                 ok = self._attempt(peer, body, key)
             self._count("fanout_ok" if ok else "fanout_failed", len(batch))
@@ -340,7 +339,7 @@ class Federation:
     def _push_with_retry(self, peer: Peer, body: bytes, key: str) -> bool:
         """One push on the caller's thread with the single 250 ms retry (the fanout_abort path)."""
         ok = self._attempt(peer, body, key)
-        if not ok:
+        if not ok and not defects.enabled("fanout_no_retry"):
             time.sleep(RETRY_DELAY_S)
             ok = self._attempt(peer, body, key)
         self._count("fanout_ok" if ok else "fanout_failed")

@@ -14,11 +14,13 @@ from shipgate.nemesis.primitives import (
     partition_addresses,
     pause,
     read_clock_offset,
+    refuse_once,
     resume,
     skew_env,
 )
 
 __all__ = [
     "TAG", "FaultEvidence", "NemesisError", "clean_faketime_shm", "faketime_library", "heal", "kill",
-    "offset_seconds", "packet_loss", "partition", "partition_addresses", "pause", "read_clock_offset", "resume", "skew_env",
+    "offset_seconds", "packet_loss", "partition", "partition_addresses", "pause", "read_clock_offset", "refuse_once",
+    "resume", "skew_env",
 ]

@@ -28,9 +28,10 @@ TAG = "shipgate-nemesis"
 _OFFSET_RE = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhdy]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 _ADDRESS_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_MARKER_RE = re.compile(r"^[A-Za-z0-9._-]{4,64}$")  # safe inside the rule's quotes
 _DEV_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # an interface name as `ip route get` prints it
 
-FaultKind = Literal["partition", "loss", "heal", "pause", "resume", "kill", "clock", "cleanup"]
+FaultKind = Literal["partition", "loss", "refuse", "heal", "pause", "resume", "kill", "clock", "cleanup"]
 
 
 class NemesisError(ValueError):
@@ -177,10 +178,43 @@ def packet_loss(access: HostAccess, host: str, toward: str, probability: float) 
     )
 
 
+def refuse_once(access: HostAccess, inventory: Inventory, host: str, peer: str, marker: str, *,
+                port: int | None = None) -> FaultEvidence:
+    """Refuse the first packet `host` sends to `peer`'s port (default: the federation port) that carries
+    `marker`, and no other: a tagged REJECT --reject-with tcp-reset behind a `string` match and an `nth`
+    statistic that matches once, then not for a million more. One failed attempt of one request, with no
+    timing to tune and no other traffic touched: a fan-out POST of a row with that title fails at once, a
+    retry goes through. `heal(..., what="refuse")` lifts it and reads how many packets it refused."""
+    _check_host(inventory, host)
+    _check_host(inventory, peer)
+    if peer == host:
+        raise NemesisError(f"cannot refuse {host}'s packets to itself")
+    if not _MARKER_RE.match(marker):
+        raise NemesisError(f"refuse marker {marker!r}: 4-64 characters of A-Z a-z 0-9 . _ -")
+    port = port or inventory.federation_port
+    addr = inventory.hosts[peer].private_address
+    if not _ADDRESS_RE.match(addr):
+        raise NemesisError(f"refuse toward {addr!r}: not an IPv4 address")
+    every = 1_000_000
+    rule = (f'OUTPUT -d {addr}/32 -p tcp -m tcp --dport {int(port)} -m string --string "{marker}" --algo bm '
+            f"-m statistic --mode nth --every {every} --packet 0 "
+            f'-m comment --comment "{TAG} refuse {peer}" -j REJECT --reject-with tcp-reset')
+    target = f"{peer}:{port}"
+    started = time.time()
+    res, present = _insert_rules(access, host, [rule])
+    if res.error:
+        return _failed("refuse", host, target, started, res)
+    return FaultEvidence(
+        kind="refuse", host=host, target=target, started_at=started, took_effect=bool(present),
+        details={"rules": len(present), "installed": [rule] if present else [], "marker": marker},
+        error=None if present else f"refuse rule not in effect after insertion ({res.stderr.strip()[-300:]})",
+    )
+
+
 def heal(access: HostAccess, inventory: Inventory, host: str,
-         what: Literal["partition", "loss"] | None = "partition") -> FaultEvidence:
-    """Remove every nemesis rule of kind `what` on `host` (None: partition and loss alike; idempotent). The
-    DROP counters are read first: the evidence that packets were really dropped while the rules stood."""
+         what: Literal["partition", "loss", "refuse"] | None = "partition") -> FaultEvidence:
+    """Remove every nemesis rule of kind `what` on `host` (None: every kind; idempotent). The rules' counters
+    are read first: the evidence that packets were really dropped (or refused) while the rules stood."""
     _check_host(inventory, host)
     label = f"{TAG} {what}" if what else TAG
     target = f"{what} rules" if what else "nemesis rules"

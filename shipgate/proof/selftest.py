@@ -82,6 +82,7 @@ PLANS: dict[str, DefectPlan] = {
     "quorum_timeout_ignored": DefectPlan(("probe3.within_timeout", "probe3.both_peers_silent")),
     "list_ignores_limit": DefectPlan(("list.*.honours_limit",)),
     "list_cap_200": DefectPlan(("workload.*.list_honours_limit",)),
+    "fanout_no_retry": DefectPlan(("fanout_retry.node-b.delivered",)),
     "no_catchup": DefectPlan(("catchup.after_restart",)),
     "backup_no_manifest": DefectPlan(("backup.manifest_count",)),
     "backup_corrupt": DefectPlan(("backup.sha256_matches_manifest",)),

@@ -88,6 +88,9 @@ class Phase2Settings(_Strict):
                        "alone is measured; None passes no flag (targets older than v0.6.1)")
     repair_catchup_interval_secs: float | None = Field(
         1, description="catch-up interval when node-b and node-c restart after the probes")
+    retry_probe: bool = Field(
+        True, description="refuse node-a's first fan-out packet of one row to node-b (a TCP reset) while catch-up "
+                          "is off: the row reaches node-b only if the release retries a failed fan-out (v0.6.2)")
     namespace: str = "ship-gate-phase2"
     workload: WorkloadSettings = Field(default_factory=WorkloadSettings)
 
@@ -263,6 +266,8 @@ def release_shape_gaps(settings: GateSettings) -> list[str]:
         if phase in settings.phases and looser_of(value, default) != default:
             gaps.append(f"{name} {value} is looser than the release's {default}")
     w, ref_w = settings.phase2.workload, ref.phase2.workload
+    if 2 in settings.phases and not settings.phase2.retry_probe:
+        gaps.append("phase2.retry_probe is off: a fan-out that fails once is not checked for its retry")
     if 2 in settings.phases and not w.enabled:
         gaps.append("phase2.workload is disabled: only stores are checked for replication")
     elif 2 in settings.phases:

@@ -156,6 +156,30 @@ def test_a_page_cap_of_200_is_noticed_in_the_workload_and_loses_no_row(tmp_path:
     assert {v for k, v in checks.items() if k.endswith(".replicated")} == {"pass"}, checks
 
 
+@pytest.mark.parametrize("defect", [None, "fanout_no_retry"])
+def test_one_refused_fan_out_is_retried_unless_the_peer_never_retries(tmp_path: Path, defect: str | None):
+    """The retry probe refuses exactly one packet (the probe row's push to node-b): the clean peer retries it
+    250 ms later, 0.6.0/0.6.1's behaviour (seeded) leaves the row missing on node-b and nothing else red."""
+    summary = campaign(tmp_path, "gtrty", [2], [defect] if defect else [],
+                       overrides={"phase2": {"workload": {"enabled": False}}})
+    p2 = summary.phases[0]
+    assert isinstance(p2, Phase2Report)
+    checks = _checks(p2)
+    retry = p2.retry_probe
+    assert retry is not None and retry.refused_packets == 1, retry
+    assert retry.write is not None and retry.write.status == 201
+    assert [e["kind"] for e in p2.details["retry_fault"]] == ["refuse", "heal"]
+    assert retry.delivered_s["node-c"] is not None
+    assert checks["fanout_retry.refused_once"] == checks["fanout_retry.node-c.delivered"] == "pass"
+    if defect is None:
+        assert p2.status == "pass", p2.reasons
+        assert retry.delivered_s["node-b"] is not None
+        assert checks["fanout_retry.node-b.delivered"] == "pass"
+    else:
+        assert retry.delivered_s["node-b"] is None
+        assert [k for k, v in checks.items() if v == "fail"] == ["fanout_retry.node-b.delivered"], checks
+
+
 def test_backup_corrupt_fails_phase1(tmp_path: Path):
     summary = campaign(tmp_path, "gtbak", [1], ["backup_corrupt"])
     assert summary.verdict == "fail"

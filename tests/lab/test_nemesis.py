@@ -1,4 +1,4 @@
-"""Fault primitives on a real lab: iptables partitions and packet loss with counters, SIGSTOP/SIGCONT/SIGKILL read back
+"""Fault primitives on a real lab: iptables partitions, packet loss and a one-request refusal with counters, SIGSTOP/SIGCONT/SIGKILL read back
 from /proc, and a real libfaketime offset on a process started over SSH (the reference peer's serve too)."""
 
 from __future__ import annotations
@@ -125,6 +125,42 @@ def test_packet_loss_rejects_nonsense(access: HostAccess):
         nemesis.packet_loss(access, "node-a", "10.0.0.1", 1.0)
     with pytest.raises(nemesis.NemesisError, match="not an IPv4 address"):
         nemesis.packet_loss(access, "node-a", "node-b; reboot", 0.2)
+
+
+def _post(inv: Inventory, body: str) -> str:
+    """Shell command POSTing `body` from a lab host to node-b's listener, printing curl's exit code."""
+    url = f"http://{inv.hosts['node-b'].private_address}:9077/"
+    return f"curl -s -o /dev/null -m 5 -X POST --data {shlex.quote(body)} {url}; echo rc=$?"
+
+
+def test_refuse_once_resets_the_first_marked_request_only_and_heal_counts_it(inv: Inventory, access: HostAccess):
+    """One failed attempt, exactly: the first request carrying the marker is reset (curl 56, connection reset),
+    unmarked requests before and after it pass, the next marked one passes, and the heal reads 1 refused."""
+    listener = start_listener(access, "node-b")
+    try:
+        assert poll(lambda: access.run("node-a", tcp_probe(inv.hosts["node-b"].private_address, 9077)),
+                    lambda r: r.stdout.strip() == "open").stdout.strip() == "open"
+        ev = nemesis.refuse_once(access, inv, "node-a", "node-b", "retry-probe-0001")
+        assert ev.took_effect and ev.details["rules"] == 1, ev
+        assert access.run("node-a", _post(inv, "plain")).stdout.split()[-1] == "rc=0"
+        first = access.run("node-a", _post(inv, '{"title": "retry-probe-0001"}')).stdout.split()[-1]
+        assert first in ("rc=56", "rc=7"), first  # reset after connect, or refused at connect
+        assert access.run("node-a", _post(inv, '{"title": "retry-probe-0001"}')).stdout.split()[-1] == "rc=0"
+        assert access.run("node-c", _post(inv, '{"title": "retry-probe-0001"}')).stdout.split()[-1] == "rc=0"
+    finally:
+        healed = nemesis.heal(access, inv, "node-a", what="refuse")
+        access.run("node-b", f"kill -KILL {listener}")
+    assert healed.took_effect and healed.details["removed"] == 1, healed
+    assert healed.details["dropped_packets"] == 1, healed.details
+
+
+def test_refuse_once_rejects_nonsense(inv: Inventory, access: HostAccess):
+    with pytest.raises(nemesis.NemesisError, match="marker"):
+        nemesis.refuse_once(access, inv, "node-a", "node-b", 'x" -j ACCEPT')
+    with pytest.raises(nemesis.NemesisError, match="itself"):
+        nemesis.refuse_once(access, inv, "node-a", "node-a", "retry-probe-1")
+    with pytest.raises(nemesis.NemesisError, match="unknown host"):
+        nemesis.refuse_once(access, inv, "node-a", "node-z", "retry-probe-1")
 
 
 def test_pause_resume_kill_read_back_from_proc(access: HostAccess, sleeper: int):

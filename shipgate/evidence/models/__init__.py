@@ -38,6 +38,7 @@ from shipgate.evidence.models.phases import (
     PhaseReport,
     PhaseReportBase,
     ProbeResult,
+    RetryProbeResult,
     Stats,
     TierCount,
 )
@@ -69,7 +70,7 @@ __all__ = [
     "FalseRedRate", "FaultResult", "FieldMismatch", "FoundCheck", "InventoryRecord", "MigrateReport",
     "NamespaceCount", "OpType", "OpenModel", "OperationEvent", "Phase1NodeReport", "Phase2Report",
     "Phase3Report", "Phase4Report", "PhaseReport", "PhaseReportBase", "PhaseResult", "PhaseStatus",
-    "ProbeResult", "Quantiles", "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "RunShape", "SelftestCell",
-    "SelftestReport", "SelftestRow", "Source", "Stats", "TargetRef", "TierCount", "Timing", "UpstreamFile",
+    "ProbeResult", "Quantiles", "RedactedPostgres", "ReleasePhase", "ReleaseSummary", "RetryProbeResult", "RunShape",
+    "SelftestCell", "SelftestReport", "SelftestRow", "Source", "Stats", "TargetRef", "TierCount", "Timing", "UpstreamFile",
     "UpstreamProvenance", "VerdictScope", "artifact_for", "check_reasons", "phase_status", "redact_url", "wall_human",
 ]

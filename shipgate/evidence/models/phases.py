@@ -175,6 +175,19 @@ class ProbeResult(ArtifactModel):
     error: str | None = None
 
 
+class RetryProbeResult(ArtifactModel):
+    """The fan-out retry probe: one row whose first fan-out attempt to node-b was refused, catch-up off."""
+
+    marker: str = Field(description="the row's title, which the refuse rule matched on")
+    refused_packets: int | None = Field(None, ge=0, description="packets the rule refused, read at its removal")
+    write: ProbeResult | None = Field(None, description="the write through node-a (201 once node-c acks)")
+    delivered_s: dict[str, float | None] = Field(
+        default_factory=dict, description="node -> seconds from the acknowledgement until it held the row; "
+                                          "null: not within the deadline")
+    deadline_s: float = Field(ge=0, description="how long the row was waited for: every attempt and its retry "
+                                                "have ended by then")
+
+
 class Phase2Report(PhaseReportBase):
     """phase2.json: federation burst, convergence and quorum probes."""
 
@@ -208,6 +221,8 @@ class Phase2Report(PhaseReportBase):
         default_factory=dict, description="probe kind -> latency distribution of its writes at the client")
     replication: ReplicationReport | None = Field(
         None, description="the mixed workload after the burst: per operation kind, what replicated where")
+    retry_probe: RetryProbeResult | None = Field(
+        None, description="one fan-out attempt refused: is the failed attempt retried (v0.6.2 #368)?")
 
 
 # --- phase 3 -------------------------------------------------------------------------------------------

@@ -210,6 +210,12 @@ def _figures(r: PhaseReportBase) -> list[tuple[str, str]]:
     for kind, q in getattr(r, "probe_latency_ms", {}).items():
         figures = "no answer" if not q.count else (f"min {q.min:.0f} / p50 {q.p50:.0f} / max {q.max:.0f} ms")
         out.append((f"probe_latency_ms.{kind}", f"{q.count} probes: {figures}" + (f" (judged by {rule})" if rule else "")))
+    retry = getattr(r, "retry_probe", None)
+    if retry is not None:
+        arrived = ", ".join(f"{n} {'never' if t is None else f'{t:.2f} s'}" for n, t in retry.delivered_s.items())
+        out.append(("retry_probe", f"{retry.refused_packets} packet(s) refused to node-b; write "
+                    f"{retry.write.status if retry.write else 'not sent'}; arrived: {arrived or 'not polled'} "
+                    f"(deadline {retry.deadline_s:g} s)"))
     return out
 
 

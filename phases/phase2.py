@@ -277,7 +277,7 @@ def _retry_probe(ctx: PhaseContext, checks: Checks, facts: dict[str, Any]) -> No
         why = (None if seconds is not None else
                f"not on {host} {deadline:g}s after the acknowledgement, with catch-up off: "
                + ("its one fan-out attempt there was refused and never retried" if host == "node-b"
-                  else "its fan-out was not even refused"))
+                  else "nothing refused its fan-out there, so the write path itself lost it"))
         checks.add(cid, f"the row on {host} within {deadline:g}s", seconds if seconds is not None else "absent",
                    seconds is not None, why)
 

@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import signal
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -285,8 +284,9 @@ def run_history(opts: HistoryOptions, progress: Progress | None = None, *,
         + (f", lab lock {opts.lock} per release" if opts.lock else "") + f" -> {folder}")
     rows: list[HistoryRow] = []
     interrupted: str | None = None
-    # SIGTERM between campaigns stops the history like Ctrl-C (run_campaign handles it inside one).
-    with signals.raising(KeyboardInterrupt, (signal.SIGTERM,)):
+    # SIGINT and SIGTERM between campaigns stop the history (run_campaign handles them inside one). SIGINT is
+    # installed too, as the gate does: a process started in the background by a script inherits it ignored.
+    with signals.raising(KeyboardInterrupt):
         for i, version in enumerate(opts.releases, 1):
             try:
                 row = _one_release(opts, record, folder, history_id, version, f"[{i}/{len(opts.releases)}]", say,

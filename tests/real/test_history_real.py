@@ -59,7 +59,8 @@ def test_history_of_the_pinned_release_matches_the_record(index_server, tmp_path
 
 
 def test_ctrl_c_while_waiting_for_the_lab_lock_stops_cleanly(index_server, tmp_path):  # noqa: F811
-    """No lab is built: the lock is held here, so the history waits for it and is interrupted there."""
+    """No lab is built: the lock is held here, so the history waits for it and is interrupted there, even when
+    it inherited SIGINT ignored."""
     import fcntl
     import signal
     import threading
@@ -75,7 +76,9 @@ def test_ctrl_c_while_waiting_for_the_lab_lock_stops_cleanly(index_server, tmp_p
         proc = subprocess.Popen(
             [sys.executable, "-m", "invoke", "history", "--releases", f"{releases.PINNED},0.6.1", "--cached-only",
              "--lock", str(lock), "--lab-name", "histi", "--runs-dir", str(runs)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # started as a script's background job is: SIGINT inherited ignored (the fresh root's run was)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         try:

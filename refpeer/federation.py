@@ -195,16 +195,7 @@ class Peer:
         """One HTTP exchange on a pooled keep-alive connection. As in hyper, a pooled connection the peer closed
         while idle is dropped at checkout; once the request is written, any failure (a reset included) is this
         attempt's and raises OSError, never replayed here: the fan-out's own retry decides."""
-        conn = None
-        while conn is None:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = _Conn(self.host, self.port, self.timeout_s)
-                break
-            if not conn.reusable():
-                conn.close()
-                conn = None
+        conn = self._checkout()
         try:
             status, data, close = conn.exchange(method, path, body, headers or {})
         except (OSError, ValueError) as e:
@@ -215,6 +206,17 @@ class Peer:
         else:
             self._idle.put(conn)
         return status, data
+
+    def _checkout(self) -> _Conn:
+        """The newest idle connection still open, else a new one."""
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return _Conn(self.host, self.port, self.timeout_s)
+            if conn.reusable():
+                return conn
+            conn.close()
 
     def close(self) -> None:
         with self.cv:
